@@ -1,0 +1,17 @@
+"""keras-act: ALBERT-ACT (ALBERT with Adaptive Computation Time) for Keras 3.
+
+Implements Simoulin & Crabbé (2021), "How Many Layers and Why? An Analysis of
+the Model Depth in Transformers", on TensorFlow.
+"""
+
+import os
+
+# keras-act runs on the TensorFlow backend of Keras 3.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from keras_act.layers.albert_act import AlbertAct  # noqa: E402
+from keras_act.models.albert_act_backbone import AlbertActBackbone  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["AlbertAct", "AlbertActBackbone", "__version__"]

@@ -1,0 +1,20 @@
+"""Import of the authors' ALBERT-ACT checkpoints (Hugging Face layout).
+
+`load_hf_checkpoint(path)` returns an `AlbertActBackbone` (or, with
+`pretraining_heads=True`, an `AlbertActPretrainer`) with the checkpoint's
+numbers; `python -m keras_act.convert SRC OUT` saves it.
+"""
+
+from keras_act.convert.checkpoint_files import read_weights
+from keras_act.convert.hf_checkpoint import (
+    CheckpointError,
+    backbone_config_from_hf,
+    load_hf_checkpoint,
+)
+
+__all__ = [
+    "CheckpointError",
+    "backbone_config_from_hf",
+    "load_hf_checkpoint",
+    "read_weights",
+]

@@ -1,0 +1,351 @@
+"""`AlbertAct`: one shared ALBERT block applied under per-token halting."""
+
+import keras
+import tensorflow as tf
+from keras_hub.layers import TransformerEncoder
+
+from keras_act.layers.activations import get_activation
+from keras_act.layers.halting import halting_step, should_continue
+
+# Per-iteration arrays returned by `call(..., return_iterations=True)`.
+ITERATION_KEYS = (
+    "iteration_states",
+    "iteration_halting_logits",
+    "iteration_update_weights",
+    "iteration_halting_probability",
+    "iteration_remainders",
+    "iteration_updates",
+)
+
+
+def albert_act_kernel_initializer(stddev=0.02):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="keras_act")
+class AlbertAct(keras.layers.Layer):
+    """ALBERT's shared transformer block under Adaptive Computation Time.
+
+    One post-layer-norm ALBERT block (self-attention, residual, layer norm,
+    GELU feed-forward, residual, layer norm) is applied again and again inside
+    a single `tf.while_loop`. After each application a halting unit (a sigmoid
+    of a dense projection of the block output) adds a probability to each
+    token's cumulative halting probability; a token halts when the cumulative
+    would exceed `1 - act_epsilon`, and its last update uses the remainder.
+    Each update mixes the block output into the state as
+    `w * block_output + (1 - w) * state`. Every token so gets its own depth,
+    capped at `max_layers`.
+
+    The loop ends as soon as every real token has halted or reached the cap.
+    Padding tokens start halted: they are never updated, never keep the loop
+    running, and (being masked as attention keys) never change the outputs of
+    real tokens. This is where we deliberately differ from the authors'
+    PyTorch code, in which padding takes part in the loop; real tokens are
+    unaffected.
+
+    Halting probabilities, remainders and update counts are always float32,
+    also under mixed precision; the block runs in the layer's compute dtype.
+
+    This layer implements Simoulin & Crabbé (2021), "How Many Layers and Why?
+    An Analysis of the Model Depth in Transformers", after Graves (2016),
+    "Adaptive Computation Time for Recurrent Neural Networks".
+
+    Args:
+        hidden_dim: int, size of the hidden states (the input's last axis).
+        num_heads: int, number of attention heads.
+        intermediate_dim: int, size of the feed-forward hidden layer.
+        max_layers: int, cap on the number of block applications per token.
+        act_epsilon: float, halting threshold is `1 - act_epsilon`.
+            Defaults to `0.01`.
+        activation: str, feed-forward activation. Defaults to `"gelu_new"`,
+            the tanh-approximated GELU of ALBERT.
+        dropout: float, dropout of the block (attention probabilities and
+            hidden states). Defaults to `0.0`.
+        layer_norm_epsilon: float, epsilon of the block's layer norms.
+            Defaults to `1e-12`.
+        kernel_initializer: initializer of the dense kernels. Defaults to
+            `TruncatedNormal(stddev=0.02)`.
+        bias_initializer: initializer of the block's biases. Defaults to
+            `"zeros"`.
+        halting_bias_initializer: initializer of the halting unit's bias.
+            Defaults to `"zeros"` (every token starts with p close to 0.5).
+        **kwargs: other keyword arguments of `keras.layers.Layer`, including
+            `name` and `dtype`.
+
+    Call arguments:
+        hidden_states: float tensor `[batch, seq, hidden_dim]`.
+        padding_mask: optional bool or int tensor `[batch, seq]`, true/1 for
+            real tokens.
+        training: bool, whether dropout is active.
+        return_iterations: bool, also return the state and halting
+            accumulators after every iteration (for analysis and tests).
+
+    Returns:
+        A dict with `sequence_output` `[batch, seq, hidden_dim]` and float32
+        `[batch, seq]` tensors `updates` (how many times the block updated
+        each token), `remainders` and `halting_probability` (all three 0 on
+        padding). With `return_iterations=True`, also `num_iterations`
+        (int32 scalar) and the `iteration_*` arrays `[max_layers, batch,
+        seq(, hidden_dim)]`, of which the first `num_iterations` rows are
+        filled.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = keras_act.AlbertAct(
+    ...     hidden_dim=32, num_heads=4, intermediate_dim=64, max_layers=6
+    ... )
+    >>> outputs = layer(np.random.rand(2, 8, 32).astype("float32"))
+    >>> outputs["updates"].shape
+    TensorShape([2, 8])
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        intermediate_dim,
+        max_layers,
+        act_epsilon=0.01,
+        activation="gelu_new",
+        dropout=0.0,
+        layer_norm_epsilon=1e-12,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        halting_bias_initializer="zeros",
+        **kwargs,
+    ):
+        _check_positive_int("hidden_dim", hidden_dim)
+        _check_positive_int("num_heads", num_heads)
+        _check_positive_int("intermediate_dim", intermediate_dim)
+        _check_positive_int("max_layers", max_layers)
+        if hidden_dim % num_heads != 0:
+            raise ValueError(
+                "`hidden_dim` must be divisible by `num_heads`. Received: "
+                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if not 0.0 < act_epsilon < 1.0:
+            raise ValueError(
+                f"`act_epsilon` must be in (0, 1). Received: act_epsilon={act_epsilon}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.max_layers = max_layers
+        self.act_epsilon = act_epsilon
+        self.activation = activation
+        self._activation_fn = get_activation(activation)
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or albert_act_kernel_initializer()
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.halting_bias_initializer = keras.initializers.get(halting_bias_initializer)
+        self.supports_masking = False
+
+    def build(self, hidden_states_shape, padding_mask_shape=None):
+        if hidden_states_shape[-1] != self.hidden_dim:
+            raise ValueError(
+                "The last axis of `hidden_states` must equal `hidden_dim`. "
+                f"Received: hidden_states.shape={tuple(hidden_states_shape)}, "
+                f"hidden_dim={self.hidden_dim}"
+            )
+        # The shared block and the halting unit are built once, here, so that
+        # no variable is ever created inside the `tf.while_loop` body.
+        self.transformer_block = TransformerEncoder(
+            intermediate_dim=self.intermediate_dim,
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            activation=self._activation_fn,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            bias_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.bias_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name="transformer_block",
+        )
+        self.transformer_block.build(hidden_states_shape)
+        # The halting unit always computes in float32.
+        self.halting_dense = keras.layers.Dense(
+            1,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            bias_initializer=self.halting_bias_initializer,
+            dtype="float32",
+            name="halting_dense",
+        )
+        self.halting_dense.build(hidden_states_shape)
+        self.built = True
+
+    def call(
+        self,
+        hidden_states,
+        padding_mask=None,
+        training=None,
+        return_iterations=False,
+    ):
+        shape = tf.shape(hidden_states)
+        batch_size, seq_length = shape[0], shape[1]
+        if padding_mask is None:
+            padding_mask = tf.ones([batch_size, seq_length], dtype=tf.bool)
+        else:
+            padding_mask = tf.cast(padding_mask, tf.bool)
+        real_tokens = tf.cast(padding_mask, tf.float32)
+        threshold = tf.constant(1.0 - self.act_epsilon, tf.float32)
+        compute_dtype = self.compute_dtype
+
+        # Padding starts halted: it is never updated and never keeps the loop
+        # running.
+        halting_probability = 1.0 - real_tokens
+        remainders = tf.zeros_like(real_tokens)
+        updates = tf.zeros_like(real_tokens)
+        state = tf.cast(hidden_states, compute_dtype)
+
+        def iterate(state, halting_probability, remainders, updates):
+            block_output = self.transformer_block(
+                state, padding_mask=padding_mask, training=training
+            )
+            halting_logits = tf.squeeze(
+                self.halting_dense(tf.cast(block_output, tf.float32)), axis=-1
+            )
+            (
+                update_weights,
+                updated,
+                halting_probability,
+                remainders,
+                updates,
+            ) = halting_step(
+                tf.sigmoid(halting_logits),
+                halting_probability,
+                remainders,
+                updates,
+                threshold,
+            )
+            weights = update_weights[..., tf.newaxis]
+            mixed = tf.cast(block_output, tf.float32) * weights + tf.cast(
+                state, tf.float32
+            ) * (1.0 - weights)
+            # Tokens not updated keep their state bit for bit.
+            state = tf.where(
+                updated[..., tf.newaxis], tf.cast(mixed, compute_dtype), state
+            )
+            return (
+                state,
+                halting_probability,
+                remainders,
+                updates,
+                (state, halting_logits, update_weights),
+            )
+
+        def condition(step, state, halting_probability, remainders, updates, *trace):
+            return should_continue(
+                halting_probability, updates, threshold, self.max_layers
+            )
+
+        def body(step, state, halting_probability, remainders, updates, *trace):
+            (
+                state,
+                halting_probability,
+                remainders,
+                updates,
+                step_values,
+            ) = iterate(state, halting_probability, remainders, updates)
+            if trace:
+                values = step_values + (halting_probability, remainders, updates)
+                trace = tuple(
+                    tf.tensor_scatter_nd_update(
+                        history, [[step]], tf.cast(value, history.dtype)[tf.newaxis]
+                    )
+                    for history, value in zip(trace, values, strict=True)
+                )
+            return (step + 1, state, halting_probability, remainders, updates) + tuple(
+                trace
+            )
+
+        trace = ()
+        if return_iterations:
+            token_shape = [self.max_layers, batch_size, seq_length]
+            trace = (tf.zeros(token_shape + [self.hidden_dim], tf.float32),) + tuple(
+                tf.zeros(token_shape, tf.float32) for _ in ITERATION_KEYS[1:]
+            )
+
+        loop_vars = (
+            tf.constant(0, tf.int32),
+            state,
+            halting_probability,
+            remainders,
+            updates,
+        ) + trace
+        results = tf.while_loop(
+            condition,
+            body,
+            loop_vars,
+            maximum_iterations=self.max_layers,
+        )
+        step, state, halting_probability, remainders, updates = results[:5]
+        outputs = {
+            "sequence_output": state,
+            "updates": updates * real_tokens,
+            "remainders": remainders * real_tokens,
+            "halting_probability": halting_probability * real_tokens,
+        }
+        if return_iterations:
+            outputs["num_iterations"] = step
+            outputs.update(dict(zip(ITERATION_KEYS, results[5:], strict=True)))
+        return outputs
+
+    def compute_output_spec(self, hidden_states, padding_mask=None, **kwargs):
+        token_shape = tuple(hidden_states.shape[:2])
+        outputs = {
+            "sequence_output": keras.KerasTensor(
+                hidden_states.shape, dtype=self.compute_dtype
+            ),
+        }
+        for key in ("updates", "remainders", "halting_probability"):
+            outputs[key] = keras.KerasTensor(token_shape, dtype="float32")
+        if kwargs.get("return_iterations"):
+            outputs["num_iterations"] = keras.KerasTensor((), dtype="int32")
+            outputs["iteration_states"] = keras.KerasTensor(
+                (self.max_layers,) + tuple(hidden_states.shape), dtype="float32"
+            )
+            for key in ITERATION_KEYS[1:]:
+                outputs[key] = keras.KerasTensor(
+                    (self.max_layers,) + token_shape, dtype="float32"
+                )
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "max_layers": self.max_layers,
+                "act_epsilon": self.act_epsilon,
+                "activation": self.activation,
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "halting_bias_initializer": keras.initializers.serialize(
+                    self.halting_bias_initializer
+                ),
+            }
+        )
+        return config
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")

@@ -1,0 +1,59 @@
+"""The ACT halting step of ALBERT-ACT, as plain float32 TensorFlow math.
+
+One call advances the halting accumulators of every token by one iteration of
+the shared block. The arithmetic follows the authors' implementation operation
+for operation (same comparisons, same order of additions), so halting
+decisions are bit-for-bit those of the reference.
+"""
+
+import tensorflow as tf
+
+
+def halting_step(probability, halting_probability, remainders, updates, threshold):
+    """Advances the ACT accumulators by one iteration.
+
+    A token is *running* while its cumulative halting probability is below 1.
+    It halts at the first iteration where `cumulative + p > threshold`; it
+    then receives the remainder `1 - cumulative` as its last update weight and
+    its cumulative becomes 1. Running tokens get `p` as update weight.
+
+    Args:
+        probability: float32 `[batch, seq]`, the halting unit's sigmoid output
+            for this iteration.
+        halting_probability: float32 `[batch, seq]`, cumulative halting
+            probability before this iteration (1 for tokens that never run,
+            such as padding).
+        remainders: float32 `[batch, seq]`, remainders so far.
+        updates: float32 `[batch, seq]`, number of updates so far.
+        threshold: float32 scalar, `1 - act_epsilon`.
+
+    Returns:
+        A tuple `(update_weights, updated, halting_probability, remainders,
+        updates)`. `update_weights` is the interpolation weight `w` of the new
+        block output for this iteration (0 for halted tokens), `updated` a bool
+        mask of the tokens that were updated at this iteration, and the other
+        three are the advanced accumulators.
+    """
+    running = tf.cast(halting_probability < 1.0, tf.float32)
+    candidate = halting_probability + probability * running
+    new_halted = tf.cast(candidate > threshold, tf.float32) * running
+    still_running = tf.cast(candidate <= threshold, tf.float32) * running
+
+    halting_probability = halting_probability + probability * still_running
+    remainders = remainders + new_halted * (1.0 - halting_probability)
+    halting_probability = halting_probability + new_halted * remainders
+    updates = updates + still_running + new_halted
+
+    update_weights = probability * still_running + new_halted * remainders
+    updated = (still_running + new_halted) > 0.0
+    return update_weights, updated, halting_probability, remainders, updates
+
+
+def should_continue(halting_probability, updates, threshold, max_layers):
+    """Scalar bool: whether any token is still below threshold and the cap."""
+    return tf.reduce_any(
+        tf.logical_and(
+            halting_probability < threshold,
+            updates < tf.cast(max_layers, tf.float32),
+        )
+    )

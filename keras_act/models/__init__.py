@@ -1,0 +1,1 @@
+"""Keras models (backbones and tasks) of keras-act."""

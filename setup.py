@@ -1,0 +1,47 @@
+"""Packaging of keras-act."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-act",
+    version="0.1.0",
+    description=(
+        "ALBERT-ACT (ALBERT with Adaptive Computation Time) for Keras 3 and "
+        "TensorFlow: per-token depth, exact to the authors' reference."
+    ),
+    long_description=open("README.md", encoding="utf8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_act", "keras_act.*", "training", "training.*"]),
+    install_requires=[
+        # TensorFlow itself (tensorflow-text requires it; never add
+        # tensorflow-cpu beside it, which would install TensorFlow twice).
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "keras>=3.12,<4",
+        "keras-hub>=0.32,<0.33",
+        "tensorflow-datasets>=4.9.7,<5",
+        "sentencepiece>=0.2,<0.3",
+        "safetensors>=0.4,<1",
+        "h5py>=3.10,<4",
+        "numpy>=1.26,<3",
+        "huggingface_hub>=0.30,<1",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "ruff>=0.15,<1",
+            # Test-only references: the slow Hugging Face ALBERT tokenizer
+            # (transformers 4.x without torch) and torch for reading the
+            # legacy pytorch_model.bin with weights_only=True.
+            "transformers>=4.40,<5",
+            "torch==2.13.0",
+        ],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
