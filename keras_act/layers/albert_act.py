@@ -2,9 +2,9 @@
 
 import keras
 import tensorflow as tf
-from keras_hub.layers import TransformerEncoder
 
 from keras_act.layers.activations import get_activation
+from keras_act.layers.albert_block import AlbertBlock
 from keras_act.layers.halting import halting_step, should_continue
 
 # Per-iteration arrays returned by `call(..., return_iterations=True)`.
@@ -22,12 +22,17 @@ def albert_act_kernel_initializer(stddev=0.02):
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
+def _clone(initializer):
+    return keras.initializers.get(keras.initializers.serialize(initializer))
+
+
 @keras.saving.register_keras_serializable(package="keras_act")
 class AlbertAct(keras.layers.Layer):
     """ALBERT's shared transformer block under Adaptive Computation Time.
 
-    One post-layer-norm ALBERT block (self-attention, residual, layer norm,
-    GELU feed-forward, residual, layer norm) is applied again and again inside
+    One post-layer-norm ALBERT block (`keras_act.layers.AlbertBlock`:
+    self-attention, residual, layer norm, GELU feed-forward, residual, layer
+    norm) is applied again and again inside
     a single `tf.while_loop`. After each application a halting unit (a sigmoid
     of a dense projection of the block output) adds a probability to each
     token's cumulative halting probability; a token halts when the cumulative
@@ -43,8 +48,9 @@ class AlbertAct(keras.layers.Layer):
     PyTorch code, in which padding takes part in the loop; real tokens are
     unaffected.
 
-    Halting probabilities, remainders and update counts are always float32,
-    also under mixed precision; the block runs in the layer's compute dtype.
+    Halting probabilities, remainders and update counts are always float32
+    (float64 in a float64 layer), also under mixed precision; the block runs
+    in the layer's compute dtype.
 
     This layer implements Simoulin & Crabbé (2021), "How Many Layers and Why?
     An Analysis of the Model Depth in Transformers", after Graves (2016),
@@ -137,7 +143,7 @@ class AlbertAct(keras.layers.Layer):
         self.max_layers = max_layers
         self.act_epsilon = act_epsilon
         self.activation = activation
-        self._activation_fn = get_activation(activation)
+        get_activation(activation)  # fails early on an unknown name
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(
@@ -156,30 +162,27 @@ class AlbertAct(keras.layers.Layer):
             )
         # The shared block and the halting unit are built once, here, so that
         # no variable is ever created inside the `tf.while_loop` body.
-        self.transformer_block = TransformerEncoder(
-            intermediate_dim=self.intermediate_dim,
+        self.transformer_block = AlbertBlock(
             num_heads=self.num_heads,
+            intermediate_dim=self.intermediate_dim,
+            activation=self.activation,
             dropout=self.dropout,
-            activation=self._activation_fn,
             layer_norm_epsilon=self.layer_norm_epsilon,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            bias_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.bias_initializer)
-            ),
+            kernel_initializer=_clone(self.kernel_initializer),
+            bias_initializer=_clone(self.bias_initializer),
             dtype=self.dtype_policy,
             name="transformer_block",
         )
         self.transformer_block.build(hidden_states_shape)
-        # The halting unit always computes in float32.
-        self.halting_dense = keras.layers.Dense(
-            1,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
+        # The halting unit computes in float32 (float64 in a float64 layer),
+        # whatever the compute dtype of the block.
+        self.halting_dense = keras.layers.EinsumDense(
+            "abc,cd->abd",
+            output_shape=(None, 1),
+            bias_axes="d",
+            kernel_initializer=_clone(self.kernel_initializer),
             bias_initializer=self.halting_bias_initializer,
-            dtype="float32",
+            dtype=self._halting_dtype,
             name="halting_dense",
         )
         self.halting_dense.build(hidden_states_shape)
@@ -198,8 +201,9 @@ class AlbertAct(keras.layers.Layer):
             padding_mask = tf.ones([batch_size, seq_length], dtype=tf.bool)
         else:
             padding_mask = tf.cast(padding_mask, tf.bool)
-        real_tokens = tf.cast(padding_mask, tf.float32)
-        threshold = tf.constant(1.0 - self.act_epsilon, tf.float32)
+        halting_dtype = self._halting_dtype
+        real_tokens = tf.cast(padding_mask, halting_dtype)
+        threshold = tf.constant(1.0 - self.act_epsilon, halting_dtype)
         compute_dtype = self.compute_dtype
 
         # Padding starts halted: it is never updated and never keeps the loop
@@ -214,7 +218,7 @@ class AlbertAct(keras.layers.Layer):
                 state, padding_mask=padding_mask, training=training
             )
             halting_logits = tf.squeeze(
-                self.halting_dense(tf.cast(block_output, tf.float32)), axis=-1
+                self.halting_dense(tf.cast(block_output, halting_dtype)), axis=-1
             )
             (
                 update_weights,
@@ -230,8 +234,8 @@ class AlbertAct(keras.layers.Layer):
                 threshold,
             )
             weights = update_weights[..., tf.newaxis]
-            mixed = tf.cast(block_output, tf.float32) * weights + tf.cast(
-                state, tf.float32
+            mixed = tf.cast(block_output, halting_dtype) * weights + tf.cast(
+                state, halting_dtype
             ) * (1.0 - weights)
             # Tokens not updated keep their state bit for bit.
             state = tf.where(
@@ -273,8 +277,8 @@ class AlbertAct(keras.layers.Layer):
         trace = ()
         if return_iterations:
             token_shape = [self.max_layers, batch_size, seq_length]
-            trace = (tf.zeros(token_shape + [self.hidden_dim], tf.float32),) + tuple(
-                tf.zeros(token_shape, tf.float32) for _ in ITERATION_KEYS[1:]
+            trace = (tf.zeros(token_shape + [self.hidden_dim], halting_dtype),) + tuple(
+                tf.zeros(token_shape, halting_dtype) for _ in ITERATION_KEYS[1:]
             )
 
         loop_vars = (
@@ -302,6 +306,11 @@ class AlbertAct(keras.layers.Layer):
             outputs.update(dict(zip(ITERATION_KEYS, results[5:], strict=True)))
         return outputs
 
+    @property
+    def _halting_dtype(self):
+        # float32 under every policy, float64 for a float64 layer.
+        return "float64" if self.dtype_policy.variable_dtype == "float64" else "float32"
+
     def compute_output_spec(self, hidden_states, padding_mask=None, **kwargs):
         token_shape = tuple(hidden_states.shape[:2])
         outputs = {
@@ -310,15 +319,15 @@ class AlbertAct(keras.layers.Layer):
             ),
         }
         for key in ("updates", "remainders", "halting_probability"):
-            outputs[key] = keras.KerasTensor(token_shape, dtype="float32")
+            outputs[key] = keras.KerasTensor(token_shape, dtype=self._halting_dtype)
         if kwargs.get("return_iterations"):
             outputs["num_iterations"] = keras.KerasTensor((), dtype="int32")
             outputs["iteration_states"] = keras.KerasTensor(
-                (self.max_layers,) + tuple(hidden_states.shape), dtype="float32"
+                (self.max_layers,) + tuple(hidden_states.shape), dtype=self._halting_dtype
             )
             for key in ITERATION_KEYS[1:]:
                 outputs[key] = keras.KerasTensor(
-                    (self.max_layers,) + token_shape, dtype="float32"
+                    (self.max_layers,) + token_shape, dtype=self._halting_dtype
                 )
         return outputs
 

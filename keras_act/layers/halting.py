@@ -17,6 +17,9 @@ def halting_step(probability, halting_probability, remainders, updates, threshol
     then receives the remainder `1 - cumulative` as its last update weight and
     its cumulative becomes 1. Running tokens get `p` as update weight.
 
+    All tensors share one float dtype (float32, or float64 in float64
+    models).
+
     Args:
         probability: float32 `[batch, seq]`, the halting unit's sigmoid output
             for this iteration.
@@ -34,10 +37,11 @@ def halting_step(probability, halting_probability, remainders, updates, threshol
         mask of the tokens that were updated at this iteration, and the other
         three are the advanced accumulators.
     """
-    running = tf.cast(halting_probability < 1.0, tf.float32)
+    dtype = halting_probability.dtype
+    running = tf.cast(halting_probability < 1.0, dtype)
     candidate = halting_probability + probability * running
-    new_halted = tf.cast(candidate > threshold, tf.float32) * running
-    still_running = tf.cast(candidate <= threshold, tf.float32) * running
+    new_halted = tf.cast(candidate > threshold, dtype) * running
+    still_running = tf.cast(candidate <= threshold, dtype) * running
 
     halting_probability = halting_probability + probability * still_running
     remainders = remainders + new_halted * (1.0 - halting_probability)
@@ -54,6 +58,6 @@ def should_continue(halting_probability, updates, threshold, max_layers):
     return tf.reduce_any(
         tf.logical_and(
             halting_probability < threshold,
-            updates < tf.cast(max_layers, tf.float32),
+            updates < tf.cast(max_layers, updates.dtype),
         )
     )

@@ -1,6 +1,7 @@
 """`AlbertActBackbone`: ALBERT embeddings, `AlbertAct` and the pooler."""
 
 import copy
+import os
 
 import keras
 from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
@@ -266,4 +267,10 @@ class AlbertActBackbone(Backbone):
             config = cls.architecture_presets()[preset]
             config.update(kwargs)
             return cls(**config)
+        if "://" not in str(preset) and not os.path.isdir(preset):
+            raise ValueError(
+                f"Unknown preset {preset!r}: not a built-in preset "
+                f"({', '.join(sorted(backbone_presets))}) nor a directory written "
+                "by `save_to_preset`."
+            )
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
