@@ -9,9 +9,19 @@ import os
 # keras-act runs on the TensorFlow backend of Keras 3.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_act import convert  # noqa: E402
 from keras_act.layers.albert_act import AlbertAct  # noqa: E402
+from keras_act.layers.albert_block import AlbertBlock  # noqa: E402
 from keras_act.models.albert_act_backbone import AlbertActBackbone  # noqa: E402
+from keras_act.models.albert_act_pretrainer import AlbertActPretrainer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["AlbertAct", "AlbertActBackbone", "__version__"]
+__all__ = [
+    "AlbertAct",
+    "AlbertActBackbone",
+    "AlbertActPretrainer",
+    "AlbertBlock",
+    "__version__",
+    "convert",
+]
