@@ -1,8 +1,10 @@
 """`AlbertActPretrainer`: the backbone with ALBERT's MLM and SOP heads."""
 
 import keras
+import tensorflow as tf
 from keras_hub.layers import MaskedLMHead
 
+from keras_act.depth_categories import depth_category_masks, depth_category_sums
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_act import albert_act_kernel_initializer
 
@@ -18,10 +20,19 @@ class AlbertActPretrainer(keras.Model):
     `updates` and `remainders` of the backbone are passed through, so the
     ponder cost can be added to the loss.
 
+    The training loss of an example is the masked-LM cross-entropy (mean over
+    its targets) plus the sentence-order cross-entropy plus
+    `ponder_weight * mean(updates + remainders)` over its real tokens (the
+    ponder cost of Graves' ACT). `pretraining_losses` computes the three
+    terms; `compile()` + `fit()` use them directly, and the custom
+    distributed loop of `training.pretrain` calls the same function.
+
     Args:
         backbone: a `keras_act.AlbertActBackbone`.
         sop_dropout: float, dropout before the sentence-order classifier
             (ALBERT's `classifier_dropout_prob`). Defaults to `0.1`.
+        ponder_weight: float, the weight tau of the ponder cost. Defaults to
+            the backbone's `ponder_weight`.
         **kwargs: other keyword arguments of `keras.Model`.
 
     Inputs: a dict of `token_ids`, `segment_ids`, `padding_mask`
@@ -45,7 +56,7 @@ class AlbertActPretrainer(keras.Model):
     TensorShape([1, 1, 30000])
     """
 
-    def __init__(self, backbone, sop_dropout=0.1, **kwargs):
+    def __init__(self, backbone, sop_dropout=0.1, ponder_weight=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.mlm_head = MaskedLMHead(
@@ -91,11 +102,111 @@ class AlbertActPretrainer(keras.Model):
 
         # === Config ===
         self.sop_dropout_rate = sop_dropout
+        self.ponder_weight = (
+            backbone.ponder_weight if ponder_weight is None else float(ponder_weight)
+        )
+        self._trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", "mlm_loss", "sop_loss", "ponder_cost", "mlm_accuracy", "sop_accuracy", "mean_updates")
+        }
+
+    def pretraining_losses(self, features, targets, outputs):
+        """Per-example loss terms and statistics of a pre-training batch.
+
+        Args:
+            features: dict of the model's inputs.
+            targets: dict of `mask_ids`, `mask_weights` (`[batch,
+                predictions]`) and `sop_label` (`[batch]`).
+            outputs: the model's outputs on `features`.
+
+        Returns:
+            A dict of float32 `[batch]` tensors: `loss` (the total),
+            `mlm_loss`, `sop_loss`, `ponder_cost` (mean `updates +
+            remainders` over real tokens, before the weight tau),
+            `mlm_correct`, `mlm_count`, `sop_correct`.
+        """
+        mask_ids = tf.cast(targets["mask_ids"], tf.int32)
+        weights = tf.cast(targets["mask_weights"], tf.float32)
+        mlm_logits = tf.cast(outputs["mlm_logits"], tf.float32)
+        mlm_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(mask_ids, mlm_logits)
+        mlm_count = tf.reduce_sum(weights, axis=1)
+        mlm_loss = tf.reduce_sum(mlm_losses * weights, axis=1) / tf.maximum(mlm_count, 1.0)
+        mlm_correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), mask_ids), tf.float32)
+            * weights,
+            axis=1,
+        )
+        sop_label = tf.cast(targets["sop_label"], tf.int32)
+        sop_logits = tf.cast(outputs["sop_logits"], tf.float32)
+        sop_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(sop_label, sop_logits)
+        sop_correct = tf.cast(
+            tf.equal(tf.argmax(sop_logits, -1, output_type=tf.int32), sop_label), tf.float32
+        )
+        real = tf.cast(features["padding_mask"], tf.float32)
+        ponder = tf.reduce_sum((outputs["updates"] + outputs["remainders"]) * real, axis=1)
+        ponder_cost = ponder / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
+        return {
+            "loss": mlm_loss + sop_loss + self.ponder_weight * ponder_cost,
+            "mlm_loss": mlm_loss,
+            "sop_loss": sop_loss,
+            "ponder_cost": ponder_cost,
+            "mlm_correct": mlm_correct,
+            "mlm_count": mlm_count,
+            "sop_correct": sop_correct,
+        }
+
+    def depth_statistics(self, features, targets, outputs):
+        """Sums of updates and token counts for the paper's categories.
+
+        Returns:
+            A dict `{category: (sum_of_updates, count)}`, see
+            `keras_act.depth_categories`.
+        """
+        masks = depth_category_masks(
+            features["token_ids"],
+            features["padding_mask"],
+            features["mask_positions"],
+            targets["mask_ids"],
+            targets["mask_weights"],
+        )
+        return depth_category_sums(outputs["updates"], masks)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.pretraining_losses(x, y, y_pred)
+        loss = tf.reduce_mean(terms["loss"])
+        trackers = self._trackers
+        trackers["loss"].update_state(loss)
+        for name in ("mlm_loss", "sop_loss", "ponder_cost"):
+            trackers[name].update_state(terms[name])
+        trackers["mlm_accuracy"].update_state(
+            tf.reduce_sum(terms["mlm_correct"]) / tf.maximum(tf.reduce_sum(terms["mlm_count"]), 1.0)
+        )
+        trackers["sop_accuracy"].update_state(terms["sop_correct"])
+        real = tf.cast(x["padding_mask"], tf.float32)
+        trackers["mean_updates"].update_state(
+            tf.reduce_sum(y_pred["updates"]) / tf.maximum(tf.reduce_sum(real), 1.0)
+        )
+        return loss + tf.add_n(self.losses) if self.losses else loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compile(self, optimizer="auto", **kwargs):
+        """Compiles with ALBERT's optimizer (LAMB, 1.76e-3 as for batch 4096,
+        scaled down for small batches) unless one is given."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Lamb(learning_rate=1e-3, global_clipnorm=1.0)
+        super().compile(optimizer=optimizer, **kwargs)
 
     def get_config(self):
         return {
             "backbone": keras.layers.serialize(self.backbone),
             "sop_dropout": self.sop_dropout_rate,
+            "ponder_weight": self.ponder_weight,
             "name": self.name,
         }
 

@@ -1,0 +1,1 @@
+"""Pre-training, fine-tuning, data pipelines and distribution strategies."""

@@ -1,0 +1,363 @@
+"""Pre-train ALBERT-ACT with MLM + SOP + ponder cost: `python -m training.pretrain`.
+
+With no arguments it pre-trains the small demo configuration on the stories
+of `training.demo_corpus` (generated, no download), trains their
+SentencePiece vocabulary, writes checkpoints and TensorBoard logs under
+`--model-dir`, exports a SavedModel under `saved_models/`, and prints how many
+layers each token of a sample sentence received. Killing it and running the
+same command again resumes from the last checkpoint, with the same data order,
+and reaches the same weights as an uninterrupted run.
+
+Example:
+
+    python -m training.pretrain
+    python -m training.pretrain --preset albert_act_base --corpus wiki.txt \\
+        --steps 125000 --batch-size 4096 --sequence-length 512 \\
+        --strategy tpu --jit-compile --mixed-precision bfloat16
+"""
+
+import argparse
+import json
+import os
+import sys
+
+DEMO_CONFIG = {
+    "embedding_dim": 64,
+    "hidden_dim": 128,
+    "num_heads": 4,
+    "intermediate_dim": 512,
+    "max_layers": 6,
+    "act_epsilon": 0.01,
+    "activation": "gelu_new",
+    "dropout": 0.0,
+    "ponder_weight": 1e-3,
+}
+PRESETS = ("demo", "albert_act_tiny", "albert_act_small", "albert_act_base")
+SAMPLE_SENTENCE = "once upon a time a grey fox lived near the [MASK] ."
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m training.pretrain",
+        description="Pre-train ALBERT-ACT (MLM + SOP + ponder cost).",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--corpus", nargs="+", help="plain-text files (default: the demo corpus)")
+    data.add_argument("--tfds", help="a TFDS text dataset, e.g. wikipedia/20230601.en")
+    data.add_argument("--tfds-split", default="train")
+    data.add_argument("--tfds-data-dir", help="TFDS data directory")
+    data.add_argument("--tfds-max-examples", type=int, help="read at most this many examples")
+    data.add_argument("--vocab", help="SentencePiece model (default: train one on the corpus)")
+    data.add_argument("--vocab-size", type=int, default=None, help="size of a trained vocabulary")
+    data.add_argument("--sequence-length", type=int, default=64)
+    data.add_argument("--max-predictions", type=int, default=None, help="MLM targets per sequence")
+    data.add_argument("--ngram-masking", type=int, default=1, help="longest masked n-gram (ALBERT: 3)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", default="demo", choices=PRESETS)
+    model.add_argument("--ponder-weight", type=float, help="tau (default: the preset's)")
+    model.add_argument("--max-layers", type=int, help="iteration cap (default: the preset's)")
+    run = parser.add_argument_group("training")
+    run.add_argument("--steps", type=int, default=300)
+    run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
+    run.add_argument("--accumulation-steps", type=int, default=1)
+    run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"))
+    run.add_argument("--learning-rate", type=float, default=3e-3)
+    run.add_argument("--warmup-steps", type=int, default=None, help="default: 5% of --steps")
+    run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
+    run.add_argument("--weight-decay", type=float, default=0.01)
+    run.add_argument("--clip-norm", type=float, default=1.0)
+    run.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"))
+    run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
+    run.add_argument("--cpu-devices", type=int, default=0, help="split the CPU into N logical devices")
+    run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
+    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"))
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
+    output = parser.add_argument_group("output")
+    output.add_argument("--model-dir", default="runs/pretrain", help="checkpoints, logs, vocabulary")
+    output.add_argument("--export-dir", default="saved_models/albert_act_demo", help="SavedModel base folder ('' to skip)")
+    output.add_argument("--checkpoint-every", type=int, default=100)
+    output.add_argument("--log-every", type=int, default=10)
+    output.add_argument("--keep-checkpoints", type=int, default=3)
+    return parser
+
+
+def validate_args(args, parser):
+    if args.corpus and args.tfds:
+        parser.error("give either --corpus or --tfds, not both")
+    for name in ("steps", "batch_size", "sequence_length", "accumulation_steps"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.sequence_length < 8:
+        parser.error("--sequence-length must be at least 8")
+    if args.corpus:
+        for path in args.corpus:
+            if not os.path.isfile(path):
+                parser.error(f"corpus file not found: {path}")
+    if args.vocab and not os.path.isfile(args.vocab):
+        parser.error(f"vocabulary file not found: {args.vocab}")
+
+
+def load_documents(args):
+    """The corpus as documents (lists of sentences)."""
+    from training.text_corpus import read_documents
+
+    if args.tfds:
+        from training.tfds_sources import documents_from_tfds
+
+        return documents_from_tfds(
+            args.tfds,
+            split=args.tfds_split,
+            data_dir=args.tfds_data_dir,
+            max_examples=args.tfds_max_examples,
+        )
+    if args.corpus:
+        return read_documents(args.corpus)
+    from training.demo_corpus import write_demo_corpus
+
+    path = os.path.join(args.model_dir, "demo_corpus.txt")
+    if not os.path.isfile(path):
+        write_demo_corpus(path, seed=args.seed)
+    return read_documents([path])
+
+
+def prepare_vocabulary(args, documents):
+    """The SentencePiece model: `--vocab`, the run's own, or a new one."""
+    if args.vocab:
+        return args.vocab
+    path = os.path.join(args.model_dir, "vocab", "spiece.model")
+    if os.path.isfile(path):
+        return path
+    from training.vocab import train_vocabulary
+
+    text_file = os.path.join(args.model_dir, "vocab", "corpus.txt")
+    os.makedirs(os.path.dirname(text_file), exist_ok=True)
+    with open(text_file, "w", encoding="utf8") as file:
+        for document in documents:
+            file.write("\n".join(document) + "\n")
+    size = args.vocab_size or (512 if not (args.corpus or args.tfds) else 30000)
+    return train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed)
+
+
+def backbone_config(args, vocabulary_size):
+    import keras_act
+
+    if args.preset == "demo":
+        config = dict(DEMO_CONFIG)
+    else:
+        config = keras_act.AlbertActBackbone.architecture_presets()[args.preset]
+    config["vocabulary_size"] = vocabulary_size
+    config["max_sequence_length"] = max(config.get("max_sequence_length", 0), args.sequence_length)
+    if args.ponder_weight is not None:
+        config["ponder_weight"] = args.ponder_weight
+    if args.max_layers is not None:
+        config["max_layers"] = args.max_layers
+    return config
+
+
+def check_run_config(model_dir, run_config):
+    """Refuses to resume a model dir that holds another architecture."""
+    path = os.path.join(model_dir, "run_config.json")
+    if os.path.isfile(path):
+        with open(path) as file:
+            previous = json.load(file)
+        if previous["backbone"] != run_config["backbone"]:
+            differing = sorted(
+                key
+                for key in set(previous["backbone"]) | set(run_config["backbone"])
+                if previous["backbone"].get(key) != run_config["backbone"].get(key)
+            )
+            raise ValueError(
+                f"{model_dir} holds a checkpoint of another architecture (differs in "
+                f"{differing}); use another --model-dir or the same configuration."
+            )
+        return
+    with open(path, "w") as file:
+        json.dump(run_config, file, indent=2, sort_keys=True)
+
+
+def print_depth_table(backbone, tokenizer, sentence):
+    """Prints the number of layers each token of `sentence` received."""
+    import numpy as np
+    import tensorflow as tf
+
+    pieces, ids = tokenizer.tokenize_with_pieces(tf.constant(sentence))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    ids = [cls_id] + [int(i) for i in np.asarray(ids)] + [sep_id]
+    pieces = ["[CLS]"] + [p.decode() if isinstance(p, bytes) else p for p in np.asarray(pieces).tolist()] + ["[SEP]"]
+    outputs = backbone(
+        {
+            "token_ids": np.array([ids], "int32"),
+            "segment_ids": np.zeros((1, len(ids)), "int32"),
+            "padding_mask": np.ones((1, len(ids)), "int32"),
+        }
+    )
+    updates = outputs["updates"].numpy()[0]
+    print(f"\nLayers per token for: {sentence!r}")
+    width = max(len(p) for p in pieces)
+    for piece, count in zip(pieces, updates, strict=True):
+        print(f"  {piece:<{width}}  {int(count):>2}  {'#' * int(count)}")
+    return list(zip(pieces, updates.tolist(), strict=True))
+
+
+def run(args):
+    import tensorflow as tf
+
+    if args.cpu_devices:
+        from training.strategies import split_cpu
+
+        split_cpu(args.cpu_devices)
+    import keras
+
+    import keras_act
+    from training.optimizers import create_optimizer
+    from training.pretraining_data import (
+        create_sop_instances,
+        pretraining_dataset,
+        tokenize_documents,
+    )
+    from training.strategies import create_strategy, is_chief
+    from training.trainer import (
+        CheckpointKeeper,
+        DistributedTrainer,
+        StepTimer,
+        distribute_dataset,
+        summarize,
+    )
+
+    keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if args.mixed_precision:
+        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    os.makedirs(args.model_dir, exist_ok=True)
+
+    # Everything that can be wrong with the input fails here, before training.
+    strategy = create_strategy(args.strategy, tpu=args.tpu)
+    documents = load_documents(args)
+    vocab = prepare_vocabulary(args, documents)
+    tokenizer = keras_act.AlbertActTokenizer(proto=vocab)
+    config = backbone_config(args, tokenizer.vocabulary_size())
+    max_predictions = args.max_predictions or max(1, int(round(args.sequence_length * 0.15)))
+    check_run_config(args.model_dir, {"backbone": config, "vocab": os.path.abspath(vocab)})
+    instances = create_sop_instances(
+        tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
+    )
+    chief = is_chief(strategy)
+    if chief:
+        print(
+            f"{len(documents)} documents, {len(instances[2])} SOP pairs, vocabulary "
+            f"{tokenizer.vocabulary_size()}, {strategy.num_replicas_in_sync} replica(s) "
+            f"({type(strategy).__name__})"
+        )
+
+    with strategy.scope():
+        backbone = keras_act.AlbertActBackbone(**config)
+        pretrainer = keras_act.AlbertActPretrainer(backbone)
+        optimizer = create_optimizer(
+            args.optimizer,
+            args.learning_rate,
+            total_steps=args.steps,
+            warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
+            weight_decay=args.weight_decay,
+            power=args.decay_power,
+        )
+        trainer = DistributedTrainer(
+            strategy,
+            pretrainer,
+            optimizer,
+            pretrainer.pretraining_losses,
+            global_batch_size=args.batch_size // args.accumulation_steps,
+            accumulation_steps=args.accumulation_steps,
+            clip_norm=args.clip_norm,
+            jit_compile=args.jit_compile,
+            statistics_fn=pretrainer.depth_statistics,
+        )
+        keeper = CheckpointKeeper(
+            strategy,
+            os.path.join(args.model_dir, "checkpoints"),
+            max_to_keep=args.keep_checkpoints,
+            model=pretrainer,
+            optimizer=optimizer,
+        )
+    if args.batch_size % args.accumulation_steps:
+        raise ValueError("--batch-size must be divisible by --accumulation-steps")
+    restored = keeper.restore()
+    step = int(optimizer.iterations.numpy())
+    if chief and restored:
+        print(f"Resumed from {restored} at step {step}")
+
+    def examples():
+        return pretraining_dataset(
+            instances,
+            args.sequence_length,
+            max_predictions,
+            tokenizer.vocabulary_size(),
+            seed=args.seed,
+            max_ngram=args.ngram_masking,
+        )
+
+    dataset = distribute_dataset(
+        strategy,
+        examples,
+        args.batch_size // args.accumulation_steps,
+        args.accumulation_steps,
+        skip_steps=step,
+    )
+    iterator = iter(dataset)
+    writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
+    timer = StepTimer()
+    window = {}
+    first = None
+    while step < args.steps:
+        sums = trainer.train_step(iterator)
+        step += 1
+        for name, value in sums.items():
+            window[name] = window.get(name, 0.0) + value
+        if step % args.log_every == 0 or step == args.steps:
+            means = summarize(window)
+            first = first or means
+            if chief:
+                rate = timer.rate(window["examples"])
+                print(
+                    f"step {step}/{args.steps}  loss {means['loss']:.4f}  "
+                    f"mlm_acc {means['mlm_accuracy']:.3f}  sop_acc {means['sop_accuracy']:.3f}  "
+                    f"updates {means.get('updates/all', 0):.2f}  ({rate:.1f} examples/s)",
+                    flush=True,
+                )
+                with writer.as_default(step=step):
+                    for name, value in means.items():
+                        tf.summary.scalar(name, value)
+                    tf.summary.scalar("learning_rate", optimizer.learning_rate)
+                writer.flush()
+            window = {}
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            keeper.save(step)
+
+    if chief:
+        preset_dir = os.path.join(args.model_dir, "preset")
+        backbone.save_to_preset(preset_dir)
+        tokenizer.save_to_preset(preset_dir)
+        pretrainer.save(os.path.join(args.model_dir, "pretrainer.keras"))
+        print(f"Saved the backbone and tokenizer preset to {preset_dir}")
+        if args.export_dir:
+            from keras_act.export import export_saved_model
+
+            path = export_saved_model(backbone, tokenizer, args.export_dir, sequence_length=args.sequence_length)
+            print(f"Exported the SavedModel to {path}")
+        print_depth_table(backbone, tokenizer, SAMPLE_SENTENCE if not (args.corpus or args.tfds) else "the quick brown fox jumps over the lazy dog .")
+    return pretrainer
+
+
+def main(argv=None):
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_args(args, parser)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
