@@ -57,7 +57,7 @@ def split_sentences(text):
 def _clean_wikitext(line):
     for old, new in _WIKITEXT_JOINS:
         line = line.replace(old, new)
-    return " ".join(word for word in line.split() if word != "<unk>")
+    return " ".join(line.replace("<unk>", " ").split())
 
 
 def read_documents(paths, min_sentences=1):
