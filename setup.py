@@ -22,6 +22,7 @@ setup(
         "keras>=3.12,<4",
         "keras-hub>=0.32,<0.33",
         "tensorflow-datasets>=4.9.7,<5",
+        "tensorboard>=2.20,<3",
         "sentencepiece>=0.2,<0.3",
         "safetensors>=0.4,<1",
         "h5py>=3.10,<4",

@@ -53,7 +53,7 @@ def _story(rng, number):
         if rng.random() < 0.5:
             sentences.append(f"on day {day + 2} {WEATHER[rng.integers(len(WEATHER))]} .")
     sentences.append(f"at last the {hero} went back to the {home} and slept .")
-    sentences.append(f"that was story number {number} .")
+    sentences.append("and that was the end of the story .")
     return sentences
 
 

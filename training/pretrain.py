@@ -61,7 +61,9 @@ def build_parser():
     run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
     run.add_argument("--accumulation-steps", type=int, default=1)
     run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"))
-    run.add_argument("--learning-rate", type=float, default=3e-3)
+    run.add_argument(
+        "--learning-rate", type=float, help="peak rate (default: 1e-2 for demo, ALBERT's 1.76e-3 otherwise)"
+    )
     run.add_argument("--warmup-steps", type=int, default=None, help="default: 5% of --steps")
     run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
     run.add_argument("--weight-decay", type=float, default=0.01)
@@ -135,8 +137,8 @@ def prepare_vocabulary(args, documents):
     with open(text_file, "w", encoding="utf8") as file:
         for document in documents:
             file.write("\n".join(document) + "\n")
-    size = args.vocab_size or (512 if not (args.corpus or args.tfds) else 30000)
-    return train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed)
+    size = args.vocab_size or (100 if not (args.corpus or args.tfds) else 30000)
+    return str(train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed))
 
 
 def backbone_config(args, vocabulary_size):
@@ -254,9 +256,10 @@ def run(args):
     with strategy.scope():
         backbone = keras_act.AlbertActBackbone(**config)
         pretrainer = keras_act.AlbertActPretrainer(backbone)
+        learning_rate = args.learning_rate or (1e-2 if args.preset == "demo" else 1.76e-3)
         optimizer = create_optimizer(
             args.optimizer,
-            args.learning_rate,
+            learning_rate,
             total_steps=args.steps,
             warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
             weight_decay=args.weight_decay,
@@ -321,7 +324,8 @@ def run(args):
                 rate = timer.rate(window["examples"])
                 print(
                     f"step {step}/{args.steps}  loss {means['loss']:.4f}  "
-                    f"mlm_acc {means['mlm_accuracy']:.3f}  sop_acc {means['sop_accuracy']:.3f}  "
+                    f"mlm_loss {means['mlm_loss']:.4f}  mlm_acc {means['mlm_accuracy']:.3f}  "
+                    f"sop_acc {means['sop_accuracy']:.3f}  "
                     f"updates {means.get('updates/all', 0):.2f}  ({rate:.1f} examples/s)",
                     flush=True,
                 )

@@ -29,8 +29,10 @@ class AlbertActPretrainer(keras.Model):
 
     Args:
         backbone: a `keras_act.AlbertActBackbone`.
-        sop_dropout: float, dropout before the sentence-order classifier
-            (ALBERT's `classifier_dropout_prob`). Defaults to `0.1`.
+        sop_dropout: float, dropout before the sentence-order classifier.
+            Defaults to the backbone's `dropout` (0 for ALBERT v2 and the
+            presets, so that runs on one device and on several replicas
+            draw no random numbers and compute the same updates).
         ponder_weight: float, the weight tau of the ponder cost. Defaults to
             the backbone's `ponder_weight`.
         **kwargs: other keyword arguments of `keras.Model`.
@@ -56,7 +58,9 @@ class AlbertActPretrainer(keras.Model):
     TensorShape([1, 1, 30000])
     """
 
-    def __init__(self, backbone, sop_dropout=0.1, ponder_weight=None, **kwargs):
+    def __init__(self, backbone, sop_dropout=None, ponder_weight=None, **kwargs):
+        if sop_dropout is None:
+            sop_dropout = backbone.dropout
         # === Layers ===
         self.backbone = backbone
         self.mlm_head = MaskedLMHead(
