@@ -25,3 +25,12 @@ __all__ = [
     "__version__",
     "convert",
 ]
+
+# Tokenization and preprocessing (issue 3).
+from keras_act.tokenizers.albert_act_preprocessor import (  # noqa: E402
+    AlbertActPairPreprocessor,
+    AlbertActPreprocessor,
+)
+from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer  # noqa: E402
+
+__all__ += ["AlbertActPairPreprocessor", "AlbertActPreprocessor", "AlbertActTokenizer"]
