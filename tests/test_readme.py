@@ -1,0 +1,40 @@
+"""The README's commands and quick start work as written."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def first_commands():
+    block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_readme_starts_with_setup_main_job_and_tests():
+    setup, main_job, tests = first_commands()
+    assert setup == 'pip install -e ".[dev]"'
+    assert main_job == "python -m training.pretrain"
+    assert tests == "python -m pytest"
+    # CI installs and tests exactly as the README says.
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    assert setup in ci and tests in ci
+
+
+def test_quick_start_runs_on_the_authors_base_checkpoint(shared_dir):
+    code = re.search(r"## Quick start.*?```python\n(.*?)```", README, re.S).group(1)
+    checkpoint = shared_dir / "fixtures" / "albert_act_reference" / "base_shape"
+    vocab = shared_dir / "data" / "albert_v2_spiece.model"
+    code = code.replace('"hf://asi/albert-act-base"', repr(str(checkpoint)))
+    code = code.replace('"spiece.model"', repr(str(vocab)))
+    namespace = {}
+    exec(compile(code, "README quick start", "exec"), namespace)
+    inputs, updates = namespace["inputs"], namespace["outputs"]["updates"].numpy()
+    ids = np.asarray(inputs["token_ids"])[0]
+    # [CLS], the 15 pieces of the sentence, [SEP], then padding.
+    assert ids[:17].tolist() == [2, 21, 12667, 19, 14, 772, 16, 14, 19777, 15272, 17, 94, 1139, 2401, 13, 9, 3]
+    assert updates.shape == (1, 32)
+    assert np.all(updates[0, :17] >= 1) and np.all(updates[0, 17:] == 0)
