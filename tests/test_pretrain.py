@@ -213,6 +213,19 @@ def test_empty_or_unusable_corpus_fails_before_training(tmp_path, demo_files, co
     assert "step " not in result.stdout
 
 
+def test_batch_not_divisible_by_the_replicas_fails_before_training(tmp_path, demo_files):
+    corpus, vocab = demo_files
+    result = run_driver(
+        tmp_path / "out.npz",
+        ["--corpus", corpus, "--vocab", vocab, "--cpu-devices", "2", "--strategy", "mirrored",
+         "--batch-size", "7", "--model-dir", str(tmp_path / "run"), "--export-dir", ""],
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "global batch size 7 is not divisible by the 2 replicas" in result.stderr
+    assert "step " not in result.stdout
+
+
 def test_unknown_tfds_name_fails_before_training(tmp_path, demo_files):
     result = run_driver(
         tmp_path / "out.npz",

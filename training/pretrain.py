@@ -265,6 +265,11 @@ def run(args):
             weight_decay=args.weight_decay,
             power=args.decay_power,
         )
+        if args.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        # Optimizer steps done; the data position of a resumed run (a
+        # float16 step skipped for overflow still consumed its batch).
+        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         trainer = DistributedTrainer(
             strategy,
             pretrainer,
@@ -282,11 +287,12 @@ def run(args):
             max_to_keep=args.keep_checkpoints,
             model=pretrainer,
             optimizer=optimizer,
+            step=step_counter,
         )
     if args.batch_size % args.accumulation_steps:
         raise ValueError("--batch-size must be divisible by --accumulation-steps")
     restored = keeper.restore()
-    step = int(optimizer.iterations.numpy())
+    step = int(step_counter.numpy())
     if chief and restored:
         print(f"Resumed from {restored} at step {step}")
 
@@ -315,6 +321,7 @@ def run(args):
     while step < args.steps:
         sums = trainer.train_step(iterator)
         step += 1
+        step_counter.assign(step)
         for name, value in sums.items():
             window[name] = window.get(name, 0.0) + value
         if step % args.log_every == 0 or step == args.steps:

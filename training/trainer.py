@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 
+import keras
 import tensorflow as tf
 
 from training.strategies import is_chief
@@ -71,6 +72,8 @@ class DistributedTrainer:
         global_batch_size: int, examples per micro-batch on all replicas.
         accumulation_steps: int, micro-batches per optimizer step.
         clip_norm: float or None, global-norm clipping of the summed gradients.
+            With a `keras.optimizers.LossScaleOptimizer` (float16), the loss
+            is scaled, and the gradients are unscaled before clipping.
         jit_compile: bool, XLA-compile the forward and backward pass.
         statistics_fn: optional `statistics_fn(features, targets, outputs)`
             returning a dict of `(sum, count)` pairs to report (e.g. mean
@@ -97,6 +100,8 @@ class DistributedTrainer:
         self.accumulation_steps = accumulation_steps
         self.clip_norm = clip_norm
         self.statistics_fn = statistics_fn
+        # float16 training: dynamic loss scaling (keras.optimizers.LossScaleOptimizer).
+        self._loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         with strategy.scope():
             optimizer.build(model.trainable_variables)
         self._gradients = tf.function(self._micro_batch_gradients, jit_compile=jit_compile)
@@ -108,6 +113,8 @@ class DistributedTrainer:
             outputs = self.model(features, training=True)
             terms = self.loss_fn(features, targets, outputs)
             loss = tf.reduce_sum(terms["loss"]) / self.global_batch_size
+            if self._loss_scaled:
+                loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, variables)
         gradients = [
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
@@ -135,10 +142,17 @@ class DistributedTrainer:
             sums = {k: sums[k] + more_sums[k] for k in sums}
         context = tf.distribute.get_replica_context()
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        if self._loss_scaled:
+            # Clip the true gradients; the LossScaleOptimizer unscales them
+            # again (powers of two: exact) and skips non-finite steps.
+            scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
+            gradients = [g / scale for g in gradients]
         if self.clip_norm:
             gradients, norm = tf.clip_by_global_norm(gradients, self.clip_norm)
         else:
             norm = tf.linalg.global_norm(gradients)
+        if self._loss_scaled:
+            gradients = [g * scale for g in gradients]
         # The optimizer sums gradients across replicas once more: hand it
         # each replica's share of the (identical) reduced gradients.
         replicas = self.strategy.num_replicas_in_sync
