@@ -38,6 +38,10 @@ setup(
             # legacy pytorch_model.bin with weights_only=True.
             "transformers>=4.40,<5",
             "torch==2.13.0",
+            # Executing the Colab notebook in CI.
+            "nbclient>=0.10,<1",
+            "nbformat>=5.10,<6",
+            "ipykernel>=6.29,<8",
         ],
     },
     classifiers=[

@@ -84,3 +84,38 @@ def write_demo_corpus(path, num_documents=1500, seed=0):
     with open(path, "w", encoding="utf8") as file:
         file.write("\n\n".join("\n".join(document) for document in documents) + "\n")
     return path
+
+
+POSITIVE = ("happy", "proud", "calm", "cheerful", "glad", "delighted")
+NEGATIVE = ("sad", "tired", "angry", "hungry", "lonely", "worried")
+
+
+def write_demo_sentiment_tsv(path, num_examples=800, seed=0):
+    """Writes a small sentiment task about the stories, in the GLUE SST-2
+    layout (`sentence<TAB>label`, header line): label 1 when the animal
+    feels good. It lets fine-tuning run offline (`--task sst2`).
+
+    Args:
+        path: str, the TSV file to write.
+        num_examples: int.
+        seed: int.
+
+    Returns:
+        `path`.
+    """
+    rng = np.random.default_rng(seed)
+    rows = ["sentence\tlabel"]
+    for _ in range(num_examples):
+        label = int(rng.random() < 0.5)
+        feeling = (POSITIVE if label else NEGATIVE)[rng.integers(6)]
+        animal = ANIMALS[rng.integers(len(ANIMALS))]
+        place = PLACES[rng.integers(len(PLACES))]
+        thing, verb = THINGS[rng.integers(len(THINGS))]
+        if rng.random() < 0.5:
+            sentence = f"the {animal} {verb} a {thing} near the {place} and felt {feeling} ."
+        else:
+            sentence = f"near the {place} the {feeling} {animal} {verb} a {thing} ."
+        rows.append(f"{sentence}\t{label}")
+    with open(path, "w", encoding="utf8") as file:
+        file.write("\n".join(rows) + "\n")
+    return path

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_hub.layers import MultiSegmentPacker
 from keras_hub.models import Preprocessor
 
+from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
 
 # The packer pads with this value, so that `padding_mask` is exact even when
@@ -50,6 +51,7 @@ class AlbertActPreprocessor(Preprocessor):
     ```
     """
 
+    backbone_cls = AlbertActBackbone
     tokenizer_cls = AlbertActTokenizer
     num_segments = 1
 

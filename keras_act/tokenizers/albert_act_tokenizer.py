@@ -14,6 +14,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from keras_hub.tokenizers import AlbertTokenizer
 
+from keras_act.models.albert_act_backbone import AlbertActBackbone
+
 SPIECE_UNDERLINE = "\u2581"
 # The special tokens of Hugging Face's `AlbertTokenizer` (`all_special_tokens`),
 # split out of the raw text before any normalisation and mapped to their ids.
@@ -227,6 +229,8 @@ class AlbertActTokenizer(AlbertTokenizer):
     Learning of Language Representations"; Kudo & Richardson (2018),
     "SentencePiece".
     """
+
+    backbone_cls = AlbertActBackbone
 
     def __init__(
         self,
