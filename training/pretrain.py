@@ -64,7 +64,7 @@ def build_parser():
     run.add_argument(
         "--learning-rate", type=float, help="peak rate (default: 1e-2 for demo, ALBERT's 1.76e-3 otherwise)"
     )
-    run.add_argument("--warmup-steps", type=int, default=None, help="default: 5% of --steps")
+    run.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of --steps")
     run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
     run.add_argument("--weight-decay", type=float, default=0.01)
     run.add_argument("--clip-norm", type=float, default=1.0)
