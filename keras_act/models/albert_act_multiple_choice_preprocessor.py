@@ -1,0 +1,104 @@
+"""`AlbertActMultipleChoicePreprocessor`: a prompt and its choices to
+`[batch, num_choices, sequence_length]` ids."""
+
+import keras
+import tensorflow as tf
+
+from keras_act.models.albert_act_text_classifier_preprocessor import (
+    AlbertActTextClassifierPreprocessor,
+)
+
+
+def _string_tensor(value, name):
+    if isinstance(value, (str, bytes, list, tuple)):
+        value = tf.constant(value, dtype=tf.string)
+    elif not isinstance(value, tf.Tensor):
+        value = tf.convert_to_tensor(value)
+    if value.dtype != tf.string:
+        raise ValueError(f"`{name}` must hold strings. Received dtype {value.dtype}.")
+    return value
+
+
+@keras.saving.register_keras_serializable(package="keras_act")
+class AlbertActMultipleChoicePreprocessor(AlbertActTextClassifierPreprocessor):
+    """Preprocessor of `AlbertActMultipleChoice` (SWAG, RACE, COPA, ...).
+
+    `x` is a tuple `(prompts, choices)`: `prompts` a batch of strings
+    `[batch]`, `choices` the candidate endings or answers `[batch,
+    num_choices]` (the same number for every example). Each choice is
+    packed with its prompt as `[CLS] prompt [SEP] choice [SEP]`, truncated
+    longest-first and padded, as the text classifier's sentence pairs; `y`
+    (the index of the right choice) and `sample_weight` pass through.
+
+    Args:
+        tokenizer: an `AlbertActTokenizer`.
+        sequence_length: int, the packed length of each pair. Defaults to
+            512.
+        **kwargs: arguments of `keras.layers.Layer` (e.g. `name`).
+
+    Returns:
+        `x` as a dict of int32 `token_ids`, `segment_ids`, `padding_mask`
+        `[batch, num_choices, sequence_length]` (`[num_choices,
+        sequence_length]` for one example), followed by `y` and
+        `sample_weight` when given.
+
+    Example:
+
+    ```python
+    preprocessor = keras_act.AlbertActMultipleChoicePreprocessor(tokenizer, 64)
+    x, y = preprocessor(
+        x=(["The glass fell off the table."], [["It broke.", "It sang."]]),
+        y=[0],
+    )
+    x["token_ids"].shape  # (1, 2, 64)
+    ```
+    """
+
+    num_segments = 2
+
+    def __call__(self, *args, **kwargs):
+        if (
+            len(args) == 1
+            and type(args[0]) is tuple
+            and len(args[0]) == 2
+            and not isinstance(args[0][0], tuple)
+            and _looks_like_choices(args[0][1])
+        ):
+            # `preprocessor((prompts, choices))`: the tuple is `x`.
+            return keras.layers.Layer.__call__(self, *args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def call(self, x, y=None, sample_weight=None):
+        if not isinstance(x, tuple) or len(x) != 2:
+            raise ValueError(
+                f"{type(self).__name__} takes `x=(prompts, choices)`. Received: "
+                f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
+            )
+        prompts, choices = _string_tensor(x[0], "prompts"), _string_tensor(x[1], "choices")
+        single = prompts.shape.rank == 0
+        if single:
+            prompts, choices = prompts[tf.newaxis], choices[tf.newaxis]
+        if prompts.shape.rank != 1 or choices.shape.rank != 2:
+            raise ValueError(
+                f"{type(self).__name__} needs prompts `[batch]` and choices `[batch, "
+                f"num_choices]`. Received shapes {prompts.shape} and {choices.shape}."
+            )
+        num_choices = tf.shape(choices)[1]
+        pairs = (tf.repeat(prompts, num_choices), tf.reshape(choices, [-1]))
+        features = super().call(pairs)
+        shape = [-1, num_choices, self.sequence_length]
+        features = {key: tf.reshape(value, shape) for key, value in features.items()}
+        if single:
+            features = {key: value[0] for key, value in features.items()}
+        return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+
+def _looks_like_choices(value):
+    """Whether `value` is a batch of lists of strings (not labels)."""
+    if isinstance(value, tf.Tensor):
+        return value.dtype == tf.string
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(v, (str, bytes)) for v in value) or isinstance(
+            value[0], (list, tuple)
+        )
+    return False

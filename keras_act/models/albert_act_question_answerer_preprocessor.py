@@ -1,0 +1,341 @@
+"""`AlbertActQuestionAnswererPreprocessor`: question, context and character
+spans to packed ids and token spans."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+from keras_hub.models import Preprocessor
+
+from keras_act.models.albert_act_backbone import AlbertActBackbone
+from keras_act.models.albert_act_token_classifier_preprocessor import (
+    check_tokenizer_and_length,
+)
+from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+
+
+def _strings(value, name):
+    """A string `tf.Tensor` of rank 0 or 1."""
+    if isinstance(value, (str, bytes)):
+        value = tf.constant(value)
+    elif isinstance(value, (list, tuple)):
+        value = tf.constant(value, dtype=tf.string)
+    elif not isinstance(value, tf.Tensor):
+        value = tf.convert_to_tensor(value)
+    if value.dtype != tf.string or value.shape.rank not in (0, 1):
+        raise ValueError(f"`{name}` must be a string or a batch of strings. Received {value!r}.")
+    return value
+
+
+@keras.saving.register_keras_serializable(package="keras_act")
+class AlbertActQuestionAnswererPreprocessor(Preprocessor):
+    """Preprocessor of `AlbertActQuestionAnswerer` (SQuAD-style extractive QA).
+
+    `x` is a tuple `(questions, contexts)` of strings or batches of strings.
+    They are packed as `[CLS] question [SEP] context [SEP]` (segment ids 0
+    then 1), padded with `<pad>`: the question is cut to
+    `max_question_length` pieces, the context to what is left of
+    `sequence_length` (no document stride: a context longer than the window
+    is truncated).
+
+    The context is split on whitespace and each word tokenized on its own
+    (SentencePiece never makes a piece across whitespace), which maps
+    character spans to token spans as BERT's and ALBERT's SQuAD scripts do.
+    `y`, when given, is a dict of `answer_start` (the character offset of
+    the answer in the context, as in SQuAD; -1 for no answer) and
+    `answer_text`; it becomes int32 `[batch, 2]` token positions `(start,
+    end)`, both inclusive, of the first and last pieces of the words the
+    answer overlaps. Answers that are absent or fall outside the window
+    point at `[CLS]` (`(0, 0)`), as in SQuAD 2.0.
+
+    Args:
+        tokenizer: an `AlbertActTokenizer`.
+        sequence_length: int, the packed length (at least 5). Defaults to
+            384.
+        max_question_length: int, the most pieces kept of a question.
+            Defaults to 64.
+        **kwargs: arguments of `keras.layers.Layer` (e.g. `name`).
+
+    Returns:
+        `x` as a dict of int32 `token_ids`, `segment_ids`, `padding_mask`
+        `[batch, sequence_length]`, followed by `y` `[batch, 2]` and
+        `sample_weight` when given.
+
+    Example:
+
+    ```python
+    preprocessor = keras_act.AlbertActQuestionAnswererPreprocessor(tokenizer, 64)
+    x, y = preprocessor(
+        x=(["Where does John live?"], ["John lives in Reykjavik."]),
+        y={"answer_start": [14], "answer_text": ["Reykjavik"]},
+    )
+    span_logits = answerer(x)
+    preprocessor.decode_answers((questions, contexts), span_logits)
+    # ["Reykjavik."]: the words the predicted span covers.
+    ```
+    """
+
+    backbone_cls = AlbertActBackbone
+    tokenizer_cls = AlbertActTokenizer
+
+    def __init__(self, tokenizer, sequence_length=384, max_question_length=64, **kwargs):
+        super().__init__(**kwargs)
+        check_tokenizer_and_length(self, tokenizer, sequence_length, 5)
+        if (
+            isinstance(max_question_length, bool)
+            or not isinstance(max_question_length, int)
+            or max_question_length < 1
+        ):
+            raise ValueError(
+                "`max_question_length` must be a positive int. Received: "
+                f"max_question_length={max_question_length!r}"
+            )
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.max_question_length = max_question_length
+        self.built = True
+
+    def __call__(self, *args, **kwargs):
+        if (
+            len(args) == 1
+            and type(args[0]) is tuple
+            and len(args[0]) == 2
+            and not isinstance(args[0][0], tuple)
+            and not isinstance(args[0][1], dict)
+        ):
+            # `preprocessor((questions, contexts))`: the tuple is `x`, not
+            # `(x, y)` (`y` is a dict).
+            return keras.layers.Layer.__call__(self, *args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def _inputs(self, x):
+        if not isinstance(x, tuple) or len(x) != 2:
+            raise ValueError(
+                f"{type(self).__name__} takes `x=(questions, contexts)`. Received: "
+                f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
+            )
+        questions, contexts = _strings(x[0], "questions"), _strings(x[1], "contexts")
+        single = questions.shape.rank == 0
+        if single:
+            questions, contexts = questions[tf.newaxis], contexts[tf.newaxis]
+        return questions, contexts, single
+
+    def _layout(self, questions, contexts, answers=None):
+        """Tokenizes and lays out the window; all `[batch, ...]` tensors.
+
+        Questions, context words and answers are tokenized in one call (one
+        copy of the tokenizer's graph in a `tf.data` pipeline).
+        """
+        words, word_starts, word_ends = tf_text.WhitespaceTokenizer().tokenize_with_offsets(
+            contexts
+        )
+        parts = [questions, words.flat_values] + ([answers] if answers is not None else [])
+        ids = self.tokenizer(tf.concat(parts, axis=0)).with_row_splits_dtype(tf.int64)
+        batch = tf.shape(questions, out_type=tf.int64)[0]
+        total_words = tf.shape(words.flat_values, out_type=tf.int64)[0]
+        # At least one context piece fits in the window.
+        longest_question = min(self.max_question_length, self.sequence_length - 4)
+        question_ids = ids[:batch][:, :longest_question]
+        pieces = words.with_row_splits_dtype(tf.int64).with_flat_values(
+            ids[batch : batch + total_words]
+        )  # [batch, words, pieces]
+        answer_ids = ids[batch + total_words :] if answers is not None else None
+        room = self.sequence_length - 3 - question_ids.row_lengths()
+        context_ids = pieces.merge_dims(1, 2)
+        # Keep `room` context pieces per example.
+        keep = tf.ragged.range(context_ids.row_lengths()) < room[:, tf.newaxis]
+        context_ids = tf.ragged.boolean_mask(context_ids, keep)
+        return {
+            "question_ids": question_ids,
+            "context_ids": context_ids,
+            "pieces_per_word": pieces.row_lengths(axis=2),  # [batch, words]
+            "word_starts": word_starts,
+            "word_ends": word_ends,
+            "context_offset": question_ids.row_lengths() + 2,
+            "answer_ids": answer_ids,
+        }
+
+    def call(self, x, y=None, sample_weight=None):
+        with tf.device("cpu"):
+            questions, contexts, single = self._inputs(x)
+            answers = None
+            if y is not None:
+                self._check_y(y)
+                answers = tf.reshape(_strings(y["answer_text"], "answer_text"), [-1])
+            layout = self._layout(questions, contexts, answers)
+            tokenizer = self.tokenizer
+            question_ids, context_ids = layout["question_ids"], layout["context_ids"]
+            batch = question_ids.nrows()
+            column = lambda value: tf.fill([batch, 1], tf.cast(value, tf.int32))  # noqa: E731
+            ids = tf.concat(
+                [
+                    column(tokenizer.cls_token_id),
+                    tf.cast(question_ids, tf.int32),
+                    column(tokenizer.sep_token_id),
+                    tf.cast(context_ids, tf.int32),
+                    column(tokenizer.sep_token_id),
+                ],
+                axis=1,
+            )
+            segments = tf.concat(
+                [
+                    tf.zeros_like(column(0)),
+                    tf.zeros_like(tf.cast(question_ids, tf.int32)),
+                    tf.zeros_like(column(0)),
+                    tf.ones_like(tf.cast(context_ids, tf.int32)),
+                    tf.ones_like(column(0)),
+                ],
+                axis=1,
+            )
+            shape = [None, self.sequence_length]
+            features = {
+                "token_ids": ids.to_tensor(default_value=tokenizer.pad_token_id, shape=shape),
+                "segment_ids": segments.to_tensor(default_value=0, shape=shape),
+                "padding_mask": tf.ones_like(ids).to_tensor(default_value=0, shape=shape),
+            }
+            if y is not None:
+                y = self._token_span(contexts, layout, y, features["token_ids"])
+            if single:
+                features = {k: v[0] for k, v in features.items()}
+                y = None if y is None else y[0]
+        return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+    def _check_y(self, y):
+        if not isinstance(y, dict) or set(y) != {"answer_start", "answer_text"}:
+            raise ValueError(
+                f"{type(self).__name__} takes `y` as a dict of `answer_start` (character "
+                f"offsets) and `answer_text`. Received: {y!r}"
+            )
+
+    def _token_span(self, contexts, layout, y, token_ids):
+        answer_start = tf.reshape(tf.cast(y["answer_start"], tf.int32), [-1])
+        answer_text = tf.reshape(_strings(y["answer_text"], "answer_text"), [-1])
+        # Character offsets to byte offsets (the whitespace tokenizer's).
+        has_answer = answer_start >= 0
+        prefix = tf.strings.substr(
+            contexts, tf.zeros_like(answer_start), tf.maximum(answer_start, 0), unit="UTF8_CHAR"
+        )
+        starts, ends = layout["word_starts"], layout["word_ends"]
+        start_byte = tf.cast(tf.strings.length(prefix), starts.dtype)
+        end_byte = start_byte + tf.cast(tf.strings.length(answer_text), starts.dtype)
+        overlaps = tf.logical_and(
+            starts < end_byte[:, tf.newaxis], ends > start_byte[:, tf.newaxis]
+        ).to_tensor(default_value=False)
+        has_answer = tf.logical_and(has_answer, tf.reduce_any(overlaps, axis=1))
+        first_word = tf.argmax(tf.cast(overlaps, tf.int32), axis=1, output_type=tf.int32)
+        words = tf.shape(overlaps)[1]
+        last_word = (
+            words
+            - 1
+            - tf.argmax(
+                tf.cast(tf.reverse(overlaps, axis=[1]), tf.int32), axis=1, output_type=tf.int32
+            )
+        )
+        counts = tf.cast(layout["pieces_per_word"].to_tensor(0), tf.int32)
+        word_offsets = tf.cumsum(counts, axis=1, exclusive=True)
+        base = tf.cast(layout["context_offset"], tf.int32)
+        rows = tf.range(tf.shape(counts)[0])
+        gather = lambda table, index: tf.gather_nd(table, tf.stack([rows, index], 1))  # noqa: E731
+        start = base + gather(word_offsets, first_word)
+        end = base + gather(word_offsets, last_word) + gather(counts, last_word) - 1
+        # An answer cut off by the window (or a word with no pieces).
+        context_end = base + tf.cast(layout["context_ids"].row_lengths(), tf.int32)
+        inside = tf.logical_and(end < context_end, start <= end)
+        valid = tf.logical_and(has_answer, inside)
+        start, end = self._tighten(token_ids, start, end, layout["answer_ids"])
+        span = tf.stack([start, end], axis=1)
+        return tf.where(valid[:, tf.newaxis], span, tf.zeros_like(span))
+
+    def _tighten(self, token_ids, start, end, answer):
+        """Narrows word-level spans to the pieces of the answer text itself.
+
+        `"Reykjavik,"` is one word of the context, but the answer
+        `"Reykjavik"` is only its first piece: as BERT's SQuAD script, the
+        first run of the answer's own pieces inside the span is taken, when
+        there is one.
+        """
+        answer = tf.cast(answer, tf.int32)
+        answer_length = tf.cast(answer.row_lengths(), tf.int32)
+        width = tf.maximum(tf.reduce_max(answer_length), 1)
+        answer = answer.to_tensor(default_value=-1, shape=[None, None])
+        answer = tf.pad(answer, [[0, 0], [0, width - tf.shape(answer)[1]]], constant_values=-1)
+        windows = tf.signal.frame(token_ids, width, 1, pad_end=True, pad_value=-2)
+        in_answer = tf.range(width)[tf.newaxis, :] < answer_length[:, tf.newaxis]
+        matches = tf.logical_or(
+            tf.equal(windows, answer[:, tf.newaxis, :]), tf.logical_not(in_answer)[:, tf.newaxis, :]
+        )
+        positions = tf.range(tf.shape(token_ids)[1])[tf.newaxis, :]
+        found = tf.logical_and(
+            tf.reduce_all(matches, axis=2),
+            tf.logical_and(
+                positions >= start[:, tf.newaxis],
+                positions + answer_length[:, tf.newaxis] - 1 <= end[:, tf.newaxis],
+            ),
+        )
+        found = tf.logical_and(found, (answer_length > 0)[:, tf.newaxis])
+        any_found = tf.reduce_any(found, axis=1)
+        first = tf.argmax(tf.cast(found, tf.int32), axis=1, output_type=tf.int32)
+        return (
+            tf.where(any_found, first, start),
+            tf.where(any_found, first + answer_length - 1, end),
+        )
+
+    def decode_answers(self, x, span_logits, max_answer_length=30):
+        """Turns predicted span logits into answer strings (eagerly).
+
+        The best span `start <= end` of at most `max_answer_length` pieces
+        inside the context part of the window is taken (scored by the sum
+        of its start and end logits), and the context text from its first to
+        its last word is returned (whole words, original spelling).
+
+        Args:
+            x: the `(questions, contexts)` the logits were predicted for.
+            span_logits: `[batch, sequence_length, 2]` (or `[sequence_length,
+                2]` for one example), the `AlbertActQuestionAnswerer`
+                output.
+            max_answer_length: int, the longest answer in pieces.
+
+        Returns:
+            A list of strings (a string for one example).
+        """
+        questions, contexts, single = self._inputs(x)
+        layout = self._layout(questions, contexts)
+        logits = np.asarray(keras.ops.convert_to_numpy(span_logits), dtype="float64")
+        if single:
+            logits = logits[np.newaxis]
+        answers = []
+        for i in range(len(logits)):
+            counts = layout["pieces_per_word"][i].numpy()
+            token_word = np.repeat(np.arange(len(counts)), counts)
+            base = int(layout["context_offset"][i])
+            kept = int(layout["context_ids"][i].shape[0])
+            start_logits = logits[i, base : base + kept, 0]
+            end_logits = logits[i, base : base + kept, 1]
+            best, best_score = None, -np.inf
+            for s in range(kept):
+                stop = min(kept, s + max_answer_length)
+                if stop <= s:
+                    continue
+                e = s + int(np.argmax(end_logits[s:stop]))
+                score = start_logits[s] + end_logits[e]
+                if score > best_score:
+                    best, best_score = (s, e), score
+            if best is None:
+                answers.append("")
+                continue
+            context = contexts[i].numpy()
+            first, last = token_word[best[0]], token_word[best[1]]
+            start_byte = int(layout["word_starts"][i][first])
+            end_byte = int(layout["word_ends"][i][last])
+            answers.append(context[start_byte:end_byte].decode("utf-8", errors="replace"))
+        return answers[0] if single else answers
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sequence_length": self.sequence_length,
+                "max_question_length": self.max_question_length,
+            }
+        )
+        return config

@@ -1,0 +1,206 @@
+"""`AlbertActTokenClassifierPreprocessor`: words and word labels to token labels."""
+
+import keras
+import tensorflow as tf
+from keras_hub.models import Preprocessor
+
+from keras_act.models.albert_act_backbone import AlbertActBackbone
+from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+
+# The label of tokens without one ([CLS], [SEP], padding, the pieces of a
+# word after its first): ignored by the loss and metrics (Hugging Face's).
+IGNORE_LABEL = -100
+
+
+def check_tokenizer_and_length(layer, tokenizer, sequence_length, minimum):
+    """Validates the common arguments of the task preprocessors."""
+    if not isinstance(tokenizer, AlbertActTokenizer):
+        raise ValueError(
+            f"{type(layer).__name__} needs an `AlbertActTokenizer`. "
+            f"Received: tokenizer={tokenizer!r}"
+        )
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int):
+        raise ValueError(
+            f"`sequence_length` must be an int. Received: sequence_length={sequence_length!r}"
+        )
+    if sequence_length < minimum:
+        raise ValueError(
+            f"`sequence_length` must be at least {minimum} for {type(layer).__name__}. "
+            f"Received: sequence_length={sequence_length}"
+        )
+
+
+def to_ragged_words(words, name="x"):
+    """Words as a `[batch, None]` string `tf.RaggedTensor`, and whether `words`
+    was a single example (`[None]`)."""
+    if isinstance(words, (list, tuple)):
+        if words and all(isinstance(w, (str, bytes)) for w in words):
+            words = tf.constant(words, dtype=tf.string)
+        else:
+            words = tf.ragged.constant([list(w) for w in words], dtype=tf.string)
+    elif not isinstance(words, (tf.Tensor, tf.RaggedTensor)):
+        words = tf.convert_to_tensor(words)
+    if words.dtype != tf.string:
+        raise ValueError(f"`{name}` must hold words (strings). Received dtype {words.dtype}.")
+    if words.shape.rank == 1:
+        if isinstance(words, tf.RaggedTensor):
+            raise ValueError(f"`{name}` must be dense when it is one example of words.")
+        return tf.RaggedTensor.from_tensor(words[tf.newaxis]), True
+    if words.shape.rank != 2:
+        raise ValueError(
+            f"`{name}` must be words `[batch, words]` (a list of lists of strings or a "
+            f"ragged string tensor). Received a tensor of rank {words.shape.rank}."
+        )
+    if not isinstance(words, tf.RaggedTensor):
+        words = tf.RaggedTensor.from_tensor(words)
+    return words, False
+
+
+def word_pieces(tokenizer, words):
+    """Tokenizes each word on its own: ids as a `[batch, words, pieces]` ragged tensor.
+
+    SentencePiece never makes a piece across whitespace, so this is the
+    tokenization of the text `" ".join(words)`, with each piece's word known.
+    """
+    ids = tokenizer(words.flat_values)
+    return words.with_flat_values(ids).with_row_splits_dtype(tf.int64)
+
+
+@keras.saving.register_keras_serializable(package="keras_act")
+class AlbertActTokenClassifierPreprocessor(Preprocessor):
+    """Preprocessor of `AlbertActTokenClassifier`: words to pieces, word labels
+    to token labels.
+
+    `x` is a batch of pre-split words (a list of lists of strings, or a
+    `[batch, None]` ragged string tensor; one list of strings is one
+    example), as in CoNLL-2003 or Universal Dependencies. Each word is
+    tokenized on its own; the sequence is truncated to `sequence_length - 2`
+    pieces and packed as `[CLS] pieces [SEP]`, padded with `<pad>`.
+
+    `y`, when given, holds one integer label per word (same ragged shape as
+    `x`). The first piece of each word gets the word's label; the other
+    pieces, `[CLS]`, `[SEP]` and padding get `-100` and a sample weight of
+    0, so the loss and weighted metrics ignore them (the "first sub-token"
+    scheme of BERT's NER). A `sample_weight` per example (`[batch]`) scales
+    each example's token weights.
+
+    Args:
+        tokenizer: an `AlbertActTokenizer`.
+        sequence_length: int, the packed length (at least 3). Defaults to
+            512.
+        **kwargs: arguments of `keras.layers.Layer` (e.g. `name`).
+
+    Returns:
+        `x` as a dict of int32 `token_ids`, `segment_ids` and
+        `padding_mask` `[batch, sequence_length]`; with labels, also `y`
+        (int32 `[batch, sequence_length]`, -100 where ignored) and
+        `sample_weight` (float32, 1 on the first piece of each word).
+
+    Example:
+
+    ```python
+    preprocessor = keras_act.AlbertActTokenClassifierPreprocessor(tokenizer, 16)
+    x, y, sample_weight = preprocessor(
+        [["John", "lives", "in", "Reykjavik"]], [[1, 0, 0, 2]]
+    )
+    preprocessor.word_ids([["John", "lives", "in", "Reykjavik"]])
+    # [[-1, 0, 1, 2, 3, 3, 3, -1, -1, ...]]: the word of each token.
+    ```
+    """
+
+    backbone_cls = AlbertActBackbone
+    tokenizer_cls = AlbertActTokenizer
+
+    def __init__(self, tokenizer, sequence_length=512, **kwargs):
+        super().__init__(**kwargs)
+        check_tokenizer_and_length(self, tokenizer, sequence_length, 3)
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.built = True
+
+    def _pack(self, rows, start, end, pad):
+        """`[start] row[: sequence_length - 2] [end]`, padded: a dense tensor."""
+        rows = rows[:, : self.sequence_length - 2]
+        batch = rows.nrows()
+        column = lambda value: tf.fill([batch, 1], tf.cast(value, rows.dtype))  # noqa: E731
+        packed = tf.concat([column(start), rows, column(end)], axis=1)
+        return packed.to_tensor(
+            default_value=tf.cast(pad, rows.dtype), shape=[None, self.sequence_length]
+        )
+
+    def _word_rows(self, x):
+        """The ragged `[batch, words, pieces]` ids of the words `x`."""
+        words, single = to_ragged_words(x)
+        return word_pieces(self.tokenizer, words), single
+
+    def call(self, x, y=None, sample_weight=None):
+        with tf.device("cpu"):
+            pieces, single = self._word_rows(x)
+            token_ids = pieces.merge_dims(1, 2)
+            tokenizer = self.tokenizer
+            ids = self._pack(token_ids, tokenizer.cls_token_id, tokenizer.sep_token_id, -1)
+            padding_mask = tf.not_equal(ids, -1)
+            features = {
+                "token_ids": tf.where(padding_mask, ids, tokenizer.pad_token_id),
+                "segment_ids": tf.zeros_like(ids),
+                "padding_mask": tf.cast(padding_mask, "int32"),
+            }
+            if y is not None:
+                labels = self._token_labels(pieces, y)
+                weights = tf.cast(tf.not_equal(labels, IGNORE_LABEL), tf.float32)
+                if sample_weight is not None:
+                    sample_weight = tf.reshape(tf.cast(sample_weight, tf.float32), [-1, 1])
+                    weights = weights * sample_weight
+                y, sample_weight = labels, weights
+            if single:
+                features = {k: v[0] for k, v in features.items()}
+                if y is not None:
+                    y, sample_weight = y[0], sample_weight[0]
+        return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+    def _token_labels(self, pieces, y):
+        """Word labels to token labels `[batch, sequence_length]`."""
+        if isinstance(y, (list, tuple)):
+            y = tf.ragged.constant(y) if y and isinstance(y[0], (list, tuple)) else tf.constant(y)
+        elif not isinstance(y, (tf.Tensor, tf.RaggedTensor)):
+            y = tf.convert_to_tensor(y)
+        if y.shape.rank == 1 and not isinstance(y, tf.RaggedTensor):
+            y = y[tf.newaxis]
+        if not isinstance(y, tf.RaggedTensor):
+            y = tf.RaggedTensor.from_tensor(y)
+        y = tf.cast(y, tf.int32).with_row_splits_dtype(tf.int64)
+        checks = [
+            tf.debugging.assert_equal(
+                y.row_lengths(),
+                pieces.row_lengths(),
+                message="AlbertActTokenClassifierPreprocessor: `y` must hold one label per word.",
+            )
+        ]
+        with tf.control_dependencies(checks):
+            per_word = pieces.values  # [total words, pieces]
+            first = tf.equal(tf.ragged.range(per_word.row_lengths()).flat_values, 0)
+            word_label = tf.gather(y.flat_values, per_word.value_rowids())
+            labels = tf.where(first, word_label, IGNORE_LABEL)
+        labels = pieces.with_flat_values(labels).merge_dims(1, 2)
+        return self._pack(labels, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL)
+
+    def word_ids(self, x):
+        """The index of the word of each token, `-1` for `[CLS]`, `[SEP]`,
+        padding: int32 `[batch, sequence_length]`, to turn token predictions
+        back into word predictions (read the first piece of each word)."""
+        with tf.device("cpu"):
+            pieces, single = self._word_rows(x)
+            per_word = pieces.values  # [total words, pieces]
+            total_words = tf.shape(per_word.row_splits, out_type=tf.int64)[0] - 1
+            word_in_example = tf.range(total_words) - tf.gather(
+                pieces.row_splits, pieces.value_rowids()
+            )
+            word_index = tf.gather(word_in_example, per_word.value_rowids())
+            rows = pieces.with_flat_values(tf.cast(word_index, tf.int32)).merge_dims(1, 2)
+            ids = self._pack(rows, -1, -1, -1)
+            return ids[0] if single else ids
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sequence_length": self.sequence_length})
+        return config

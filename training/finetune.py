@@ -1,0 +1,647 @@
+"""Fine-tune ALBERT-ACT on a GLUE task: `python -m training.finetune`.
+
+Fine-tunes an `AlbertActTextClassifier` (an `AlbertActTextRegressor` for
+STS-B) with the ponder cost on, as the paper does, and reports the task's
+GLUE metric on the dev set (accuracy; Matthews correlation for CoLA; F1 and
+accuracy for MRPC and QQP; Pearson and Spearman for STS-B) and the mean
+number of updates (layers) per token. The training loop is the one of
+pre-training (`training.trainer.DistributedTrainer`), so `--strategy`
+works the same: one device, mirrored GPUs or logical CPUs, several
+workers, TPUs. Checkpoints let a killed run resume where it stopped.
+
+`--init` is where the backbone comes from:
+
+- a preset folder written by `save_to_preset` (`runs/pretrain/preset`, or
+  the pre-training `--model-dir` itself, which holds one);
+- a `.keras` file of an `AlbertActBackbone`, an `AlbertActPretrainer` or an
+  ALBERT-ACT task;
+- an authors' checkpoint folder in the Hugging Face layout, or
+  `hf://asi/albert-act-base` (`keras_act.convert.load_hf_checkpoint`);
+- a built-in architecture (`demo`, `albert_act_tiny`, `albert_act_small`,
+  `albert_act_base`) with random weights, for experiments.
+
+The tokenizer comes with a preset or a task; otherwise (checkpoints,
+random weights) pass the SentencePiece model with `--vocab` (ALBERT's
+`spiece.model` for the authors' checkpoints).
+
+Example:
+
+    python -m training.finetune --task sst2 --init runs/pretrain \\
+        --train glue/SST-2/train.tsv --dev glue/SST-2/dev.tsv
+    python -m training.finetune --task cola --tfds glue/cola \\
+        --init hf://asi/albert-act-base --vocab spiece.model \\
+        --epochs 3 --batch-size 32 --learning-rate 2e-5 --strategy mirrored
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from training.glue import GLUE_TASKS
+
+DEFAULT_MODEL_DIR = "runs/finetune"
+RANDOM_INITS = ("demo", "albert_act_tiny", "albert_act_small", "albert_act_base")
+
+
+class SetupError(ValueError):
+    """Bad input found before training: a clear message, no traceback."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m training.finetune",
+        description="Fine-tune ALBERT-ACT on a GLUE task (with the ponder cost) and report "
+        "the task's dev metric and the mean updates per token.",
+    )
+    parser.add_argument("--task", required=True, help=f"one of {', '.join(GLUE_TASKS)}")
+    data = parser.add_argument_group("data (--train and --dev, or --tfds)")
+    data.add_argument("--train", help="GLUE TSV training file")
+    data.add_argument("--dev", help="GLUE TSV dev file")
+    data.add_argument("--tfds", help="a TFDS GLUE dataset, e.g. glue/sst2")
+    data.add_argument("--tfds-data-dir", help="TFDS data directory")
+    data.add_argument("--tfds-train-split", default="train")
+    data.add_argument("--tfds-dev-split", help="default: the task's validation split")
+    data.add_argument("--max-train-examples", type=int, help="use the first N training examples")
+    data.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples")
+    data.add_argument("--sequence-length", type=int, default=128)
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--init",
+        required=True,
+        help="preset folder, pre-training model dir, .keras file, checkpoint folder, "
+        f"hf://owner/name, or a random architecture ({', '.join(RANDOM_INITS)})",
+    )
+    model.add_argument("--vocab", help="SentencePiece model, when --init carries no tokenizer")
+    model.add_argument("--ponder-weight", type=float, help="tau (default: the backbone's)")
+    model.add_argument("--max-layers", type=int, help="cap on the layers per token")
+    model.add_argument("--dropout", type=float, default=0.1, help="classifier dropout")
+    run = parser.add_argument_group("training")
+    run.add_argument("--epochs", type=float, default=3.0)
+    run.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
+    run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
+    run.add_argument("--accumulation-steps", type=int, default=1)
+    run.add_argument("--optimizer", default="adamw", choices=("adamw", "lamb"))
+    run.add_argument("--learning-rate", type=float, default=2e-5)
+    run.add_argument("--warmup-ratio", type=float, default=0.1)
+    run.add_argument("--weight-decay", type=float, default=0.01)
+    run.add_argument("--clip-norm", type=float, default=1.0)
+    run.add_argument(
+        "--strategy",
+        default="auto",
+        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+    )
+    run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
+    run.add_argument(
+        "--cpu-devices", type=int, default=0, help="split the CPU into N logical devices"
+    )
+    run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
+    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"))
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
+    output = parser.add_argument_group("output")
+    output.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="checkpoints, logs, results")
+    output.add_argument("--log-every", type=int, default=10)
+    output.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps")
+    output.add_argument("--checkpoint-every", type=int, default=500)
+    output.add_argument("--keep-checkpoints", type=int, default=2)
+    output.add_argument("--eval-batch-size", type=int, default=64)
+    output.add_argument("--no-save", action="store_true", help="do not save the fine-tuned model")
+    return parser
+
+
+def validate_args(args, parser):
+    """Checks the arguments alone (no file is read): argparse errors."""
+    from training.glue import get_task
+
+    try:
+        args.glue_task = get_task(args.task)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.tfds and (args.train or args.dev):
+        parser.error("give either --tfds or --train and --dev, not both")
+    if args.tfds and args.tfds.startswith("glue/"):
+        config = args.tfds.split(":")[0][len("glue/") :]
+        if config.split("_")[0] != args.glue_task.name:
+            parser.error(f"--tfds {args.tfds} is not the GLUE task {args.glue_task.name}")
+    if not args.tfds and not (args.train and args.dev):
+        parser.error("give --train FILE and --dev FILE (GLUE TSV files), or --tfds NAME")
+    for name in (
+        "batch_size",
+        "sequence_length",
+        "accumulation_steps",
+        "log_every",
+        "eval_batch_size",
+    ):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("steps", "max_train_examples", "max_dev_examples", "max_layers"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.steps is None and args.epochs <= 0:
+        parser.error("--epochs must be positive")
+    if args.batch_size % args.accumulation_steps:
+        parser.error("--batch-size must be divisible by --accumulation-steps")
+    if args.sequence_length < 8:
+        parser.error("--sequence-length must be at least 8")
+    if not 0 <= args.warmup_ratio < 1:
+        parser.error("--warmup-ratio must be in [0, 1)")
+    if args.ponder_weight is not None and args.ponder_weight < 0:
+        parser.error("--ponder-weight must be >= 0")
+    for name in ("train", "dev", "vocab"):
+        path = getattr(args, name)
+        if path and not os.path.isfile(path):
+            parser.error(f"--{name} file not found: {path}")
+
+
+# === Data ===
+
+
+def load_examples(args):
+    """`(train_texts, train_labels, dev_texts, dev_labels)`, all checked."""
+    from training.glue import glue_examples_from_tfds, read_glue_tsv
+
+    task = args.glue_task
+    if args.tfds:
+        train = glue_examples_from_tfds(
+            task,
+            args.tfds_train_split,
+            data_dir=args.tfds_data_dir,
+            max_examples=args.max_train_examples,
+            name=args.tfds,
+        )
+        dev = glue_examples_from_tfds(
+            task,
+            args.tfds_dev_split or task.dev_split,
+            data_dir=args.tfds_data_dir,
+            max_examples=args.max_dev_examples,
+            name=args.tfds,
+        )
+    else:
+        train = read_glue_tsv(task, args.train, max_examples=args.max_train_examples)
+        dev = read_glue_tsv(task, args.dev, max_examples=args.max_dev_examples)
+    return (*train, *dev)
+
+
+def text_columns(texts):
+    """A list of tuples of texts to a tuple of string columns (numpy)."""
+    import numpy as np
+
+    width = len(texts[0])
+    return tuple(np.asarray([t[i] for t in texts], dtype=object) for i in range(width))
+
+
+# === Model ===
+
+
+def _preset_dir(path):
+    """The preset folder of `path`: itself, or a pre-training run's `preset/`."""
+    for candidate in (path, os.path.join(path, "preset")):
+        config = os.path.join(candidate, "config.json")
+        if os.path.isfile(config):
+            with open(config) as file:
+                try:
+                    content = json.load(file)
+                except json.JSONDecodeError as error:
+                    raise SetupError(f"{config} is not JSON: {error}") from None
+            if isinstance(content, dict) and "registered_name" in content:
+                return candidate, content
+    return None, None
+
+
+def load_preset_tokenizer(preset):
+    """The `AlbertActTokenizer` saved in a preset folder, or None."""
+    import keras
+
+    import keras_act
+
+    path = os.path.join(preset, "tokenizer.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        config = json.load(file)
+    tokenizer = keras.saving.deserialize_keras_object(config)
+    if not isinstance(tokenizer, keras_act.AlbertActTokenizer):
+        raise SetupError(f"{path} holds a {type(tokenizer).__name__}, not an AlbertActTokenizer.")
+    tokenizer.load_preset_assets(preset)
+    return tokenizer
+
+
+def load_backbone(args):
+    """The backbone and tokenizer (or None) that `--init` names.
+
+    Raises:
+        SetupError: for a source of another architecture, or without the
+            tokenizer it needs.
+    """
+    import keras
+
+    import keras_act
+    from keras_act.convert import CheckpointError, load_hf_checkpoint
+
+    source = args.init
+    dtype = f"mixed_{args.mixed_precision}" if args.mixed_precision else None
+    tokenizer = None
+    if source in RANDOM_INITS:
+        if not args.vocab:
+            raise SetupError(f"--init {source} (random weights) needs --vocab SPIECE_MODEL.")
+        tokenizer = keras_act.AlbertActTokenizer(proto=args.vocab)
+        if source == "demo":
+            from training.pretrain import DEMO_CONFIG
+
+            config = dict(DEMO_CONFIG)
+        else:
+            config = keras_act.AlbertActBackbone.architecture_presets()[source]
+        config["vocabulary_size"] = tokenizer.vocabulary_size()
+        config["max_sequence_length"] = max(
+            config.get("max_sequence_length", 512), args.sequence_length
+        )
+        if args.max_layers:
+            config["max_layers"] = args.max_layers
+        return keras_act.AlbertActBackbone(dtype=dtype, **config), tokenizer, source
+
+    if source.endswith(".keras"):
+        if not os.path.isfile(source):
+            raise SetupError(f"--init file not found: {source}")
+        try:
+            model = keras.saving.load_model(source, compile=False)
+        except Exception as error:  # unknown classes, corrupt archives
+            raise SetupError(
+                f"{source} could not be loaded as an ALBERT-ACT model: {error}"
+            ) from None
+        backbone = getattr(model, "backbone", model)
+        if not isinstance(backbone, keras_act.AlbertActBackbone):
+            raise SetupError(
+                f"{source} holds a {type(model).__name__}, a checkpoint of another "
+                "architecture; expected an AlbertActBackbone, an AlbertActPretrainer or an "
+                "ALBERT-ACT task."
+            )
+        preprocessor = getattr(model, "preprocessor", None)
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        return backbone, tokenizer, source
+
+    if "://" not in source:
+        if not os.path.exists(source):
+            raise SetupError(f"--init not found: {source}")
+        preset, config = _preset_dir(source)
+        if preset is not None:
+            registered = config.get("registered_name")
+            if keras.saving.get_registered_object(registered) is not keras_act.AlbertActBackbone:
+                raise SetupError(
+                    f"{preset} is a preset of {registered}, a checkpoint of another "
+                    "architecture; expected keras_act>AlbertActBackbone."
+                )
+            backbone = keras_act.AlbertActBackbone.from_preset(preset, dtype=dtype)
+            tokenizer = load_preset_tokenizer(preset)
+            return backbone, tokenizer, preset
+    try:
+        backbone = load_hf_checkpoint(source, dtype=dtype)
+    except CheckpointError as error:
+        raise SetupError(f"--init {source}: {error}") from None
+    except FileNotFoundError as error:
+        raise SetupError(
+            f"--init {source} is neither a preset folder (config.json with a "
+            f"registered_name), a .keras file nor a checkpoint folder: {error}"
+        ) from None
+    spiece = os.path.join(source, "spiece.model")
+    if os.path.isdir(source) and os.path.isfile(spiece) and not args.vocab:
+        tokenizer = keras_act.AlbertActTokenizer(proto=spiece)
+    return backbone, tokenizer, source
+
+
+def prepare_backbone(args, backbone, tokenizer):
+    """Applies --vocab and --max-layers, and checks backbone and tokenizer agree."""
+    import keras_act
+
+    if args.vocab:
+        tokenizer = keras_act.AlbertActTokenizer(proto=args.vocab)
+    if tokenizer is None:
+        raise SetupError(
+            f"--init {args.init} carries no tokenizer: pass its SentencePiece model with "
+            "--vocab (ALBERT's spiece.model for the authors' checkpoints)."
+        )
+    if tokenizer.vocabulary_size() != backbone.vocabulary_size:
+        raise SetupError(
+            f"The vocabulary ({tokenizer.vocabulary_size()} pieces) does not match the "
+            f"backbone's embeddings ({backbone.vocabulary_size} tokens): wrong --vocab?"
+        )
+    if args.sequence_length > backbone.max_sequence_length:
+        raise SetupError(
+            f"--sequence-length {args.sequence_length} exceeds the backbone's "
+            f"max_sequence_length {backbone.max_sequence_length}."
+        )
+    if args.max_layers and args.max_layers != backbone.max_layers:
+        # The ACT loop's cap is not a weight: same weights, another cap.
+        config = dict(backbone.get_config(), max_layers=args.max_layers)
+        resized = keras_act.AlbertActBackbone.from_config(config)
+        resized.set_weights(backbone.get_weights())
+        backbone = resized
+    return backbone, tokenizer
+
+
+def build_task(args, backbone, tokenizer):
+    from keras_act.models.albert_act_text_classifier import AlbertActTextClassifier
+    from keras_act.models.albert_act_text_classifier_preprocessor import (
+        AlbertActTextClassifierPreprocessor,
+    )
+    from keras_act.models.albert_act_text_regressor import AlbertActTextRegressor
+
+    preprocessor = AlbertActTextClassifierPreprocessor(
+        tokenizer, sequence_length=args.sequence_length
+    )
+    common = dict(
+        preprocessor=preprocessor,
+        dropout=args.dropout,
+        ponder_weight=args.ponder_weight,
+        compile=False,
+    )
+    if args.glue_task.is_regression:
+        return AlbertActTextRegressor(backbone, **common)
+    return AlbertActTextClassifier(backbone, args.glue_task.num_classes, **common)
+
+
+def check_run_config(model_dir, run_config):
+    """Refuses to resume a model dir that holds another run's checkpoints."""
+    path = os.path.join(model_dir, "run_config.json")
+    if os.path.isfile(path):
+        with open(path) as file:
+            previous = json.load(file)
+        differing = sorted(
+            key
+            for key in set(previous) | set(run_config)
+            if previous.get(key) != run_config.get(key)
+        )
+        if differing:
+            raise SetupError(
+                f"{model_dir} holds checkpoints of another fine-tuning run (it differs in "
+                f"{differing}); use another --model-dir or the same settings."
+            )
+        return
+    with open(path, "w") as file:
+        json.dump(run_config, file, indent=2, sort_keys=True)
+
+
+# === Evaluation ===
+
+
+def evaluate(task_model, features, labels, glue_task, batch_size):
+    """The GLUE metrics and mean updates per token on preprocessed features."""
+    import numpy as np
+    import tensorflow as tf
+
+    from training.glue import predictions_from_outputs, task_metrics
+
+    depth_model = task_model.depth_model
+
+    @tf.function
+    def run(batch):
+        outputs = depth_model(batch, training=False)
+        real = tf.cast(batch["padding_mask"], tf.float32)
+        return (
+            tf.cast(outputs["logits"], tf.float32),
+            tf.reduce_sum(outputs["updates"] * real),
+            tf.reduce_sum(real),
+        )
+
+    outputs, updates, tokens = [], 0.0, 0.0
+    count = len(labels)
+    for start in range(0, count, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in features.items()}
+        logits, batch_updates, batch_tokens = run(batch)
+        outputs.append(logits.numpy())
+        updates += float(batch_updates)
+        tokens += float(batch_tokens)
+    predictions = predictions_from_outputs(glue_task, np.concatenate(outputs))
+    results = task_metrics(glue_task, labels, predictions)
+    results["mean_updates"] = updates / max(tokens, 1.0)
+    return results
+
+
+def format_metrics(results):
+    return "  ".join(f"{name} {value:.4f}" for name, value in results.items())
+
+
+# === Training ===
+
+
+def summarize(sums):
+    examples = max(sums.get("examples", 0.0), 1.0)
+    means = {name: sums[name] / examples for name in ("loss", "task_loss", "ponder_cost")}
+    if "correct" in sums:
+        means["accuracy"] = sums["correct"] / examples
+    means["updates"] = sums["updates_sum"] / max(sums["tokens"], 1.0)
+    means["gradient_norm"] = sums["gradient_norm"]
+    return means
+
+
+def preprocess(preprocessor, texts, labels, batch_size=256):
+    """Tokenizes and packs all examples once: numpy features and labels."""
+    import numpy as np
+    import tensorflow as tf
+
+    columns = text_columns(texts)
+    dataset = tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
+    dataset = dataset.map(lambda x, y: preprocessor(x=x, y=y), num_parallel_calls=tf.data.AUTOTUNE)
+    parts = list(dataset.as_numpy_iterator())
+    features = {key: np.concatenate([p[0][key] for p in parts]) for key in parts[0][0]}
+    return features, np.concatenate([p[1] for p in parts])
+
+
+def setup(args):
+    """Everything that can fail on bad input, before any training step."""
+    import keras
+    import tensorflow as tf
+
+    from training.strategies import create_strategy
+
+    keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if args.mixed_precision:
+        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    train_texts, train_labels, dev_texts, dev_labels = load_examples(args)
+    strategy = create_strategy(args.strategy, tpu=args.tpu)
+    with strategy.scope():
+        backbone, tokenizer, source = load_backbone(args)
+        backbone, tokenizer = prepare_backbone(args, backbone, tokenizer)
+        task_model = build_task(args, backbone, tokenizer)
+    os.makedirs(args.model_dir, exist_ok=True)
+    check_run_config(
+        args.model_dir,
+        {
+            "task": args.glue_task.name,
+            "init": args.init,
+            "backbone": backbone.get_config(),
+            "sequence_length": args.sequence_length,
+            "ponder_weight": task_model.ponder_weight,
+        },
+    )
+    train = preprocess(task_model.preprocessor, train_texts, train_labels)
+    dev = preprocess(task_model.preprocessor, dev_texts, dev_labels)
+    return strategy, task_model, source, train, dev
+
+
+def run(args):
+    import tensorflow as tf
+
+    if args.cpu_devices:
+        from training.strategies import split_cpu
+
+        split_cpu(args.cpu_devices)
+    from training.optimizers import create_optimizer
+    from training.strategies import is_chief
+    from training.trainer import (
+        CheckpointKeeper,
+        DistributedTrainer,
+        StepTimer,
+        distribute_dataset,
+    )
+
+    try:
+        strategy, task_model, source, (train_x, train_y), (dev_x, dev_y) = setup(args)
+    except SetupError:
+        raise
+    except (ValueError, FileNotFoundError) as error:
+        # Unreadable data, unknown TFDS names, bad checkpoints: the message
+        # says it all.
+        raise SetupError(str(error)) from error
+    task = args.glue_task
+    num_train = len(train_y)
+    steps = args.steps or max(1, math.ceil(args.epochs * num_train / args.batch_size))
+    micro_batch = args.batch_size // args.accumulation_steps
+    chief = is_chief(strategy)
+    with strategy.scope():
+        optimizer = create_optimizer(
+            args.optimizer,
+            args.learning_rate,
+            total_steps=steps,
+            warmup_steps=int(args.warmup_ratio * steps),
+            weight_decay=args.weight_decay,
+        )
+        trainer = DistributedTrainer(
+            strategy,
+            task_model.depth_model,
+            optimizer,
+            task_model.finetuning_losses,
+            global_batch_size=micro_batch,
+            accumulation_steps=args.accumulation_steps,
+            clip_norm=args.clip_norm,
+            jit_compile=args.jit_compile,
+        )
+        keeper = CheckpointKeeper(
+            strategy,
+            os.path.join(args.model_dir, "checkpoints"),
+            max_to_keep=args.keep_checkpoints,
+            model=task_model,
+            optimizer=optimizer,
+        )
+    restored = keeper.restore()
+    step = int(optimizer.iterations.numpy())
+    if chief:
+        print(
+            f"GLUE {task.name}: {num_train} training and {len(dev_y)} dev examples; "
+            f"backbone from {source} ({task_model.backbone.count_params():,} parameters, "
+            f"max_layers {task_model.backbone.max_layers}, ponder weight "
+            f"{task_model.ponder_weight:g}); {steps} steps of {args.batch_size}; "
+            f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__})",
+            flush=True,
+        )
+        if restored:
+            print(f"Resumed from {restored} at step {step}", flush=True)
+
+    def examples():
+        dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        dataset = dataset.shuffle(num_train, seed=args.seed, reshuffle_each_iteration=True)
+        return dataset.repeat()
+
+    iterator = iter(
+        distribute_dataset(
+            strategy, examples, micro_batch, args.accumulation_steps, skip_steps=step
+        )
+    )
+    writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
+    timer = StepTimer()
+    window = {}
+    while step < steps:
+        sums = trainer.train_step(iterator)
+        step += 1
+        for name, value in sums.items():
+            window[name] = window.get(name, 0.0) + value
+        if step % args.log_every == 0 or step == steps:
+            means = summarize(window)
+            if chief:
+                rate = timer.rate(window["examples"])
+                accuracy = f"  accuracy {means['accuracy']:.3f}" if "accuracy" in means else ""
+                print(
+                    f"step {step}/{steps}  epoch {step * args.batch_size / num_train:.2f}  "
+                    f"loss {means['loss']:.4f}{accuracy}  updates {means['updates']:.2f}  "
+                    f"({rate:.1f} examples/s)",
+                    flush=True,
+                )
+                with writer.as_default(step=step):
+                    for name, value in means.items():
+                        tf.summary.scalar(f"train/{name}", value)
+                    tf.summary.scalar("train/learning_rate", optimizer.learning_rate)
+                writer.flush()
+            window = {}
+        if args.eval_every and step % args.eval_every == 0 and step < steps:
+            results = evaluate(task_model, dev_x, dev_y, task, args.eval_batch_size)
+            if chief:
+                print(f"dev at step {step}: {format_metrics(results)}", flush=True)
+                with writer.as_default(step=step):
+                    for name, value in results.items():
+                        tf.summary.scalar(f"dev/{name}", value)
+        if step % args.checkpoint_every == 0 or step == steps:
+            keeper.save(step)
+
+    results = evaluate(task_model, dev_x, dev_y, task, args.eval_batch_size)
+    if chief:
+        main_metric = task.metrics[0]
+        print(
+            f"dev {task.name}: {format_metrics(results)}\n"
+            f"dev {main_metric} {results[main_metric]:.4f}, mean updates per token "
+            f"{results['mean_updates']:.3f} (of at most {task_model.backbone.max_layers})",
+            flush=True,
+        )
+        with writer.as_default(step=step):
+            for name, value in results.items():
+                tf.summary.scalar(f"dev/{name}", value)
+        writer.flush()
+        report = {
+            "task": task.name,
+            "metrics": {k: v for k, v in results.items() if k != "mean_updates"},
+            "main_metric": main_metric,
+            "mean_updates": results["mean_updates"],
+            "max_layers": task_model.backbone.max_layers,
+            "ponder_weight": task_model.ponder_weight,
+            "steps": step,
+            "train_examples": num_train,
+            "dev_examples": len(dev_y),
+            "init": source,
+        }
+        with open(os.path.join(args.model_dir, "eval_results.json"), "w") as file:
+            json.dump(report, file, indent=2)
+        if not args.no_save:
+            path = os.path.join(args.model_dir, "model.keras")
+            task_model.save(path)
+            print(f"Saved the fine-tuned {type(task_model).__name__} to {path}")
+    return task_model, results
+
+
+def main(argv=None):
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_args(args, parser)
+    try:
+        run(args)
+    except SetupError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
