@@ -1,0 +1,160 @@
+"""Serving load: 8 client threads, 2,000 requests, one loaded SavedModel session.
+
+    python benchmarks/serving_load.py [--quick] [--json PATH] [--saved-model DIR]
+
+Exports a model with `keras_act.export.export_saved_model` (or takes an
+exported version folder), then loads it the way TensorFlow Serving does (the
+TF1 session loader and the SignatureDefs' tensor names) in an isolated process
+that imports only tensorflow and tensorflow_text (`tests/serving_session.py`).
+There, each of `--threads` client threads takes the next request until
+`--requests` have been answered; every request is one raw text (a batch of
+one, as online clients send) to `serving_default`, cycling through 32 texts of
+varied length. Every threaded answer must equal, bit for bit, the
+single-threaded answer to the same request (the exit status is 1 otherwise).
+
+Prints and writes (JSON) requests per second, p50 and p99 latency under load,
+and the single-threaded p50 latency. The default model is the
+`albert_act_tiny` preset (ALBERT-base geometry, at most 6 layers; random
+weights, so halting is not that of a trained model) with ALBERT's vocabulary
+(`../shared/data/albert_v2_spiece.model`, else a small generated one) at
+sequence length 128. `--quick` exports a small backbone (hidden size 32) at
+sequence length 32 and sends 200 requests: a smoke run whose figures mean
+little. `benchmarks/serving_load.json` holds the figures of a full run on
+the development machine (2 shared CPU cores).
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_VOCAB = (
+    Path(os.environ.get("KERAS_ACT_SHARED", REPO.parent / "shared"))
+    / "data"
+    / "albert_v2_spiece.model"
+)
+
+WORDS = (
+    "the model reads every token again until it decides to halt and some tokens need "
+    "more layers than others because rare words punctuation and numbers like 1,000 "
+    "are harder to encode than frequent function words in a sentence"
+).split()
+
+
+def request_texts(count=32):
+    """Texts of 1 to about 100 words, deterministic."""
+    return [
+        " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(1 + (i * 13) % 100))
+        for i in range(count)
+    ]
+
+
+def export_model(work_dir, quick):
+    import keras
+
+    import keras_act
+    from keras_act.export import export_saved_model
+    from keras_act.tokenizers import AlbertActTokenizer
+
+    if SHARED_VOCAB.exists():
+        vocab, vocab_name = str(SHARED_VOCAB), "albert_v2_spiece.model"
+    else:
+        from tests.export_helpers import train_tiny_sentencepiece
+
+        vocab = train_tiny_sentencepiece(Path(work_dir) / "tiny.model")
+        vocab_name = "generated 200-piece vocabulary"
+    tokenizer = AlbertActTokenizer(proto=vocab)
+    keras.utils.set_random_seed(0)
+    if quick:
+        backbone = keras_act.AlbertActBackbone(
+            vocabulary_size=tokenizer.vocabulary_size(),
+            embedding_dim=16,
+            hidden_dim=32,
+            num_heads=4,
+            intermediate_dim=64,
+            max_layers=6,
+        )
+        model_name, sequence_length = "small backbone (hidden 32, <= 6 layers)", 32
+    else:
+        backbone = keras_act.AlbertActBackbone.from_preset(
+            "albert_act_tiny", vocabulary_size=tokenizer.vocabulary_size()
+        )
+        model_name, sequence_length = "albert_act_tiny (ALBERT-base geometry, <= 6 layers)", 128
+    start = time.perf_counter()
+    path = export_saved_model(
+        backbone, tokenizer, os.path.join(work_dir, "albert_act"), sequence_length=sequence_length
+    )
+    return path, {
+        "model": model_name,
+        "vocabulary": vocab_name,
+        "sequence_length": sequence_length,
+        "export_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small model, 200 requests")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
+    parser.add_argument("--saved-model", help="an exported version folder to load instead")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--requests", type=int, default=None, help="default 2000 (200 with --quick)"
+    )
+    args = parser.parse_args(argv)
+    total = args.requests or (200 if args.quick else 2000)
+
+    from tests.serving_client import run_isolated, text_request
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        if args.saved_model:
+            path, info = args.saved_model, {"model": args.saved_model}
+        else:
+            path, info = export_model(work_dir, args.quick)
+        requests = [text_request([text]) for text in request_texts()]
+        results = run_isolated(
+            {
+                "version_dir": path,
+                "load": {"requests": requests, "threads": args.threads, "total": total},
+            }
+        )
+    load = results["load"]
+    figures = {
+        **info,
+        "threads": load["threads"],
+        "requests": load["total"],
+        "distinct_requests": load["distinct_requests"],
+        "requests_per_s": round(load["requests_per_s"], 1),
+        "latency_p50_ms": round(load["latency_p50_ms"], 2),
+        "latency_p99_ms": round(load["latency_p99_ms"], 2),
+        "single_thread_latency_p50_ms": round(load["single_thread_latency_p50_ms"], 2),
+        "wall_s": round(load["wall_s"], 1),
+        "identical_to_single_threaded": load["mismatch_count"] == 0 and not load["errors"],
+        "mismatches": load["mismatch_count"],
+        "errors": load["errors"],
+        "session_load_s": round(results["load_s"], 2),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "tensorflow": results["isolation"]["tensorflow"],
+    }
+    width = max(len(key) for key in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(figures, file, indent=2)
+            file.write("\n")
+    return 0 if figures["identical_to_single_threaded"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

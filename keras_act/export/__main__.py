@@ -1,0 +1,89 @@
+"""`python -m keras_act.export --model PATH --out saved_models/NAME`."""
+
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_act.export",
+        description=(
+            "Export a keras-act model with its in-graph tokenizer as a TensorFlow "
+            "Serving SavedModel version (saved_models/NAME/<version>/)."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help=(
+            "a .keras file (a task carrying its preprocessor, or a model such as "
+            "AlbertActPretrainer with --vocab) or a preset directory written by "
+            "save_to_preset (backbone + tokenizer, or a task)"
+        ),
+    )
+    parser.add_argument("--out", required=True, help="the model's base folder, saved_models/NAME")
+    parser.add_argument(
+        "--vocab",
+        help="tokenizer: a SentencePiece model file or a preset directory with tokenizer.json",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        help="texts are truncated and padded to this many tokens (default: the "
+        "preprocessor's, else the model's max_sequence_length)",
+    )
+    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument(
+        "--pair",
+        action="store_true",
+        help="serve sentence pairs (text, text_pair) through a preprocessor of one "
+        "or more texts (pair preprocessors always take them)",
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="fills per [MASK] of a masked LM")
+    parser.add_argument(
+        "--warmup-text",
+        action="append",
+        dest="warmup_texts",
+        help="a warm-up text (repeatable; for pair models 'first|||second')",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip loading the export back and running its warm-up requests",
+    )
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+
+    from keras_act.export import export_saved_model
+    from keras_act.export.loading import load_for_export
+
+    model, preprocessing = load_for_export(args.model, vocab=args.vocab)
+    texts = args.warmup_texts
+    pair = args.pair or getattr(preprocessing, "num_segments", 1) == 2
+    if texts and pair:
+        texts = [tuple(text.split("|||", 1)) if "|||" in text else (text, text) for text in texts]
+    path = export_saved_model(
+        model,
+        preprocessing,
+        args.out,
+        version=args.version,
+        sequence_length=args.sequence_length,
+        warmup_texts=texts,
+        pair=True if args.pair else None,
+        top_k=args.top_k,
+        verify=not args.no_verify,
+    )
+    print(f"Exported {type(model).__name__} to {path}")
+    print(
+        f"Signatures: serving_default (raw text), serve_token_ids (token ids); see {os.path.join(args.out, 'models.config')}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""`export_saved_model`: a Keras model and its preprocessor as a TF Serving version."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_act.export import atomic, warmup
+from keras_act.export.serving_heads import serving_head_for
+from keras_act.export.signatures import (
+    TEXT_SIGNATURE,
+    TOKEN_IDS_SIGNATURE,
+    ServingFunctions,
+    text_input_names,
+)
+from keras_act.tokenizers.albert_act_preprocessor import AlbertActPreprocessor
+from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+
+
+def export_saved_model(
+    model,
+    preprocessor_or_tokenizer,
+    base_dir,
+    version=None,
+    sequence_length=None,
+    warmup_texts=None,
+    *,
+    pair=None,
+    top_k=5,
+    verify=True,
+):
+    """Exports a model with its in-graph preprocessing for TensorFlow Serving.
+
+    Writes `base_dir/<version>/`, a SavedModel built with
+    `keras.export.ExportArchive` that tracks the model and the
+    preprocessor (with its tokenizer), with two signatures:
+
+    - `serving_default`: raw strings `text` `[batch]` (and `text_pair` for
+      an `AlbertActPairPreprocessor`). Texts are tokenized in the graph,
+      truncated to `sequence_length` tokens (with `[CLS]`/`[SEP]`; longer
+      texts lose their end) and padded to it.
+    - `serve_token_ids`: int32 `token_ids`, `segment_ids`, `padding_mask`
+      `[batch, seq]`, any `seq` up to the model's `max_sequence_length`.
+
+    Both return the outputs of the model's serving head (see
+    `serving_head_for`: `sequence_output`/`pooled_output` for a backbone,
+    top-k fills for `AlbertActPretrainer`, `logits`/`probabilities`/`label`
+    for a classifier), float32 `updates` (the number of layers each token
+    used, 0 on padding), int32 `token_ids` and `padding_mask` and string
+    `token_pieces`.
+
+    Warm-up requests (a batch of one, all `warmup_texts`, and their token
+    ids) are written to `assets.extra/tf_serving_warmup_requests`, and a
+    `models.config` example to `base_dir` (unless one exists). The version
+    is written into a temporary folder beside the versions, loaded back
+    with the TF1 session loader and run on its warm-up requests (with
+    `verify`), then published by one `os.rename`.
+
+    Args:
+        model: an `AlbertActBackbone`, `AlbertActPretrainer`, a model whose
+            output is logits `[batch, num_classes]`, or a model class given
+            a head with `register_serving_head`.
+        preprocessor_or_tokenizer: an `AlbertActPreprocessor` /
+            `AlbertActPairPreprocessor`, or an `AlbertActTokenizer` (an
+            `AlbertActPreprocessor` is built around it). `None` takes the
+            model's own `preprocessor` (keras-hub tasks carry one).
+        base_dir: str, the model's folder (`saved_models/NAME`); its name is
+            the model's name in the warm-up requests and `models.config`.
+        version: int, the version to write; `None` writes the next free one
+            (1 in a new folder). An existing version raises
+            `FileExistsError`.
+        sequence_length: int, the length texts are truncated and padded to;
+            defaults to the preprocessor's, or (given a tokenizer) to the
+            model's `max_sequence_length`.
+        warmup_texts: a list of strings (of `(text, text_pair)` pairs for a
+            pair preprocessor) for the warm-up requests; defaults to the
+            head's examples.
+        pair: bool, whether `serving_default` takes `text_pair`. Defaults
+            to `None`: pairs for a preprocessor of two segments
+            (`AlbertActPairPreprocessor`), single texts otherwise; `True`
+            serves pairs through a preprocessor of one or more texts (the
+            text classifier's).
+        top_k: int, fills returned per `[MASK]` by a masked-LM model.
+            Defaults to 5.
+        verify: bool, whether to load the version with the TF1 session
+            loader and run its warm-up requests before publishing it.
+            Defaults to `True`.
+
+    Returns:
+        str, the path of the version folder written.
+
+    Example:
+
+    ```python
+    tokenizer = keras_act.tokenizers.AlbertActTokenizer(proto="spiece.model")
+    backbone = keras_act.AlbertActBackbone.from_preset("preset_dir")
+    path = keras_act.export.export_saved_model(
+        backbone, tokenizer, "saved_models/albert_act", sequence_length=64
+    )
+    # 'saved_models/albert_act/1'
+    ```
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a Keras model. Received: model={model!r}")
+    base_dir = os.fspath(base_dir)
+    if version is not None:
+        atomic.check_version(version)
+        atomic.check_free(base_dir, version)
+    preprocessor = resolve_preprocessor(model, preprocessor_or_tokenizer, sequence_length)
+    head = serving_head_for(model, preprocessor.tokenizer, top_k=top_k)
+    input_names = text_input_names(preprocessor, pair)
+    texts = _warmup_texts(warmup_texts, head, input_names)
+    # Builds the preprocessor (a tracked layer must be built) and gives the
+    # token-id warm-up request.
+    requests = warmup.warmup_requests(preprocessor, texts, input_names)
+
+    archive = build_export_archive(model, preprocessor, head, pair=len(input_names) == 2)
+    model_name = os.path.basename(os.path.normpath(os.path.abspath(base_dir)))
+
+    def write(staging_dir):
+        archive.write_out(staging_dir, verbose=False)
+        warmup.write_warmup_file(staging_dir, model_name, requests)
+        if verify:
+            run_warmup_requests(staging_dir)
+
+    path = atomic.write_version(base_dir, write, version=version)
+    warmup.write_models_config(base_dir, model_name)
+    return path
+
+
+def build_export_archive(model, preprocessor, head, pair=None):
+    """The `keras.export.ExportArchive` of a model, preprocessor and head.
+
+    Args:
+        model: the Keras model.
+        preprocessor: its built preprocessor.
+        head: its `ServingHead`.
+        pair: bool or `None`, whether `serving_default` takes `text_pair`.
+
+    Returns:
+        An `ExportArchive` tracking the model, preprocessor and tokenizer,
+        with the `serving_default` (raw text) and `serve_token_ids`
+        endpoints.
+    """
+    functions = ServingFunctions(
+        preprocessor, head, _vocabulary_size(model, preprocessor), pair=pair
+    )
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(preprocessor)
+    archive.track(preprocessor.tokenizer)
+    archive.add_endpoint(TEXT_SIGNATURE, functions.text_endpoint)
+    archive.add_endpoint(TOKEN_IDS_SIGNATURE, functions.token_ids_endpoint)
+    return archive
+
+
+def resolve_preprocessor(model, preprocessor_or_tokenizer, sequence_length=None):
+    """The preprocessor an export runs in its graph.
+
+    Args:
+        model: the Keras model (its `preprocessor` is used when
+            `preprocessor_or_tokenizer` is `None`).
+        preprocessor_or_tokenizer: a preprocessor, an `AlbertActTokenizer`
+            or `None`.
+        sequence_length: int or `None`, see `export_saved_model`.
+
+    Returns:
+        An `AlbertActPreprocessor` (or pair preprocessor) whose
+        `sequence_length` fits the model.
+    """
+    value = preprocessor_or_tokenizer
+    if value is None:
+        value = getattr(model, "preprocessor", None)
+        if value is None:
+            raise ValueError(
+                f"{type(model).__name__} has no `preprocessor`: pass an "
+                "AlbertActTokenizer or AlbertActPreprocessor as `preprocessor_or_tokenizer`."
+            )
+    max_length = _max_sequence_length(model)
+    if sequence_length is not None and (
+        isinstance(sequence_length, bool)
+        or not isinstance(sequence_length, int)
+        or not 3 <= sequence_length <= max_length
+    ):
+        raise ValueError(
+            f"`sequence_length` must be an int in [3, {max_length}] (the model's "
+            f"max_sequence_length). Received: sequence_length={sequence_length!r}"
+        )
+    if isinstance(value, AlbertActTokenizer):
+        preprocessor = AlbertActPreprocessor(value, sequence_length=sequence_length or max_length)
+    elif isinstance(getattr(value, "tokenizer", None), AlbertActTokenizer) and hasattr(
+        value, "sequence_length"
+    ):
+        preprocessor = value
+        if sequence_length is not None and sequence_length != value.sequence_length:
+            config = value.get_config()
+            config.pop("tokenizer", None)
+            config["sequence_length"] = sequence_length
+            preprocessor = type(value)(tokenizer=value.tokenizer, **config)
+    else:
+        raise ValueError(
+            "`preprocessor_or_tokenizer` must be an AlbertActTokenizer or a "
+            "preprocessor with an AlbertActTokenizer (AlbertActPreprocessor, "
+            f"AlbertActPairPreprocessor). Received: {value!r}"
+        )
+    if preprocessor.sequence_length > max_length:
+        raise ValueError(
+            f"The preprocessor's sequence_length={preprocessor.sequence_length} exceeds "
+            f"the model's max_sequence_length={max_length}."
+        )
+    tokenizer_size = preprocessor.tokenizer.vocabulary_size()
+    model_size = _vocabulary_size(model, preprocessor)
+    if tokenizer_size > model_size:
+        raise ValueError(
+            f"The tokenizer has {tokenizer_size} pieces but the model's vocabulary_size "
+            f"is {model_size}: they do not belong together."
+        )
+    return preprocessor
+
+
+def run_warmup_requests(version_dir):
+    """Loads a SavedModel like the model server and runs its warm-up requests.
+
+    The TF1 session loader (`serve` tag) and the SignatureDefs' tensor
+    names, in a fresh graph, as `tensorflow_model_server` and
+    `saved_model_cli run` do.
+
+    Args:
+        version_dir: the SavedModel folder.
+
+    Returns:
+        The number of requests run.
+
+    Raises:
+        RuntimeError: a request failed; the message names it.
+    """
+    path = os.path.join(version_dir, warmup.WARMUP_DIR, warmup.WARMUP_FILE)
+    requests = warmup.read_warmup_file(path)
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], version_dir)
+        for index, request in enumerate(requests):
+            name = request.model_spec.signature_name or TEXT_SIGNATURE
+            try:
+                signature = meta_graph.signature_def[name]
+                feeds = {
+                    signature.inputs[key].name: tf.make_ndarray(tensor)
+                    for key, tensor in request.inputs.items()
+                }
+                fetches = {key: info.name for key, info in signature.outputs.items()}
+                outputs = session.run(fetches, feeds)
+            except (KeyError, tf.errors.OpError, ValueError) as error:
+                raise RuntimeError(
+                    f"Warm-up request {index} (signature {name!r}) fails on the "
+                    f"exported SavedModel {version_dir}: {error}"
+                ) from error
+            for key, value in outputs.items():
+                if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                    raise RuntimeError(
+                        f"Warm-up request {index} (signature {name!r}) gives non-finite "
+                        f"{key!r} on the exported SavedModel {version_dir}."
+                    )
+    return len(requests)
+
+
+def _warmup_texts(texts, head, input_names):
+    if texts is None:
+        texts = list(head.warmup_texts)
+        if len(input_names) == 2:
+            texts = list(zip(texts, reversed(texts), strict=True))
+    if isinstance(texts, (str, bytes)) or not texts:
+        raise ValueError(
+            f"`warmup_texts` must be a non-empty list. Received: warmup_texts={texts!r}"
+        )
+    texts = list(texts)
+    for text in texts:
+        is_text = isinstance(text, (str, bytes))
+        is_pair = (
+            isinstance(text, (tuple, list))
+            and len(text) == 2
+            and all(isinstance(t, (str, bytes)) for t in text)
+        )
+        if (len(input_names) == 2 and not is_pair) or (len(input_names) == 1 and not is_text):
+            expected = "(text, text_pair) pairs" if len(input_names) == 2 else "strings"
+            raise ValueError(f"`warmup_texts` must hold {expected}. Received: {text!r}")
+    return texts
+
+
+def _max_sequence_length(model):
+    backbone = model if hasattr(model, "max_sequence_length") else getattr(model, "backbone", None)
+    return getattr(backbone, "max_sequence_length", 512)
+
+
+def _vocabulary_size(model, preprocessor):
+    backbone = model if hasattr(model, "vocabulary_size") else getattr(model, "backbone", None)
+    size = getattr(backbone, "vocabulary_size", None)
+    return size if isinstance(size, int) else preprocessor.tokenizer.vocabulary_size()
+
+
+__all__ = [
+    "build_export_archive",
+    "export_saved_model",
+    "resolve_preprocessor",
+    "run_warmup_requests",
+]

@@ -1,0 +1,148 @@
+"""Integer version folders, published atomically.
+
+The TF Serving model server watches a base folder and loads its highest
+integer sub-folder. A version is therefore written into a temporary folder
+beside the versions (`base/.tmp-export-XXXX`, a name the server ignores),
+flushed to disk, and renamed to `base/<version>` in one `os.rename`: the
+server sees no version or a complete one, never a half-written one.
+"""
+
+import errno
+import os
+import shutil
+import tempfile
+
+STAGING_PREFIX = ".tmp-export-"
+
+
+def list_versions(base_dir):
+    """The integer version folders of `base_dir`, sorted (empty if it is absent)."""
+    if not os.path.isdir(base_dir):
+        return []
+    return sorted(
+        int(name)
+        for name in os.listdir(base_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(base_dir, name))
+    )
+
+
+def next_version(base_dir):
+    """The next free version: one more than the highest, or 1.
+
+    Example:
+
+    >>> next_version("saved_models/does_not_exist")
+    1
+    """
+    versions = list_versions(base_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def check_version(version):
+    """Checks a version number: a positive int (the server's folder names)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"`version` must be a positive int. Received: version={version!r}")
+    return version
+
+
+def write_version(base_dir, write, version=None, max_attempts=100):
+    """Writes a new version folder of `base_dir` atomically.
+
+    Args:
+        base_dir: the model's base folder (created if needed).
+        write: a callable `write(staging_dir)` that fills the folder.
+        version: int, the version to publish; `None` publishes the next
+            free one (another writer racing for the same number is skipped
+            past).
+        max_attempts: int, how many version numbers to try when `version`
+            is `None`.
+
+    Returns:
+        The path of the published version folder, `base_dir/<version>`.
+
+    Raises:
+        FileExistsError: `version` exists already (before or after writing).
+        Any exception of `write`: the staging folder is removed, nothing is
+        published.
+
+    Example:
+
+    ```python
+    path = write_version("saved_models/albert_act", archive.write_out)
+    ```
+    """
+    if version is not None:
+        check_version(version)
+        check_free(base_dir, version)
+    os.makedirs(base_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    try:
+        # `mkdtemp` makes a private (0700) folder; give the version the mode of
+        # any new folder, so a server running as another user can read it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
+        write(staging)
+        _fsync_tree(staging)
+        path = _publish(staging, base_dir, version, max_attempts)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync(base_dir)
+    return path
+
+
+def check_free(base_dir, version):
+    """Raises `FileExistsError` if `base_dir/<version>` exists; returns the path."""
+    path = os.path.join(base_dir, str(version))
+    if os.path.lexists(path):
+        raise FileExistsError(
+            f"Version {version} exists already: {path}. Versions are never "
+            "overwritten; pass another `version` or none (the next free one)."
+        )
+    return path
+
+
+def _publish(staging, base_dir, version, max_attempts):
+    candidates = [version] if version is not None else range(next_version(base_dir), 2**62)
+    for attempt, candidate in enumerate(candidates):
+        if attempt >= max_attempts:
+            break
+        try:
+            # `rename` would replace an empty folder: check first.
+            path = check_free(base_dir, candidate)
+            os.rename(staging, path)
+            return path
+        except FileExistsError:
+            if version is not None:
+                raise
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            if version is not None:
+                raise FileExistsError(
+                    f"Version {version} was created by another writer: "
+                    f"{os.path.join(base_dir, str(version))}."
+                ) from None
+    raise FileExistsError(f"No free version folder in {base_dir} after {max_attempts} attempts.")
+
+
+def _fsync(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. folders on some filesystems
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root):
+    """Flushes every file and folder under `root` to disk."""
+    for directory, _, files in os.walk(root):
+        for name in files:
+            _fsync(os.path.join(directory, name))
+        _fsync(directory)

@@ -1,0 +1,116 @@
+"""The model, requests and responses of the examples in docs/serving.md.
+
+    python tests/serving_docs_example.py
+
+exports the documentation's demo model (a small randomly initialised
+`AlbertActPretrainer` on ALBERT's vocabulary, seed 0), sends the documented
+REST bodies and runs the documented gRPC client through the isolated session
+process (tests/serving_session.py), and prints the requests and responses as
+they appear in docs/serving.md. `tests/test_export_docs.py` checks that the
+documentation still shows what this prints.
+"""
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "serving.md"
+MODEL_NAME = "albert_act_mlm"
+SEQUENCE_LENGTH = 12
+TOP_K = 3
+
+
+def documented_blocks(text=None):
+    """The fenced blocks after `<!-- example: NAME -->` markers, by name."""
+    text = DOCS.read_text(encoding="utf-8") if text is None else text
+    pattern = re.compile(r"<!-- example: ([\w-]+) -->\s*```\w*\n(.*?)```", re.S)
+    return {name: body for name, body in pattern.findall(text)}
+
+
+def export_demo(base_dir, vocab):
+    """Exports the demo masked-LM model; returns the version folder."""
+    import keras
+
+    import keras_act
+    from keras_act.export import export_saved_model
+    from keras_act.tokenizers import AlbertActTokenizer
+
+    tokenizer = AlbertActTokenizer(proto=str(vocab))
+    keras.utils.set_random_seed(0)
+    backbone = keras_act.AlbertActBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        embedding_dim=16,
+        hidden_dim=32,
+        num_heads=4,
+        intermediate_dim=64,
+        max_layers=6,
+    )
+    pretrainer = keras_act.AlbertActPretrainer(backbone)
+    return export_saved_model(
+        pretrainer,
+        tokenizer,
+        os.path.join(base_dir, MODEL_NAME),
+        sequence_length=SEQUENCE_LENGTH,
+        top_k=TOP_K,
+    )
+
+
+def run_examples(version_dir, rest_bodies, grpc_client_code):
+    """Sends the REST bodies and runs the gRPC client in the isolated session."""
+    from tests.serving_client import run_isolated
+
+    return run_isolated(
+        {
+            "version_dir": version_dir,
+            "model_name": MODEL_NAME,
+            "rest": rest_bodies,
+            "grpc_client_code": grpc_client_code,
+        }
+    )
+
+
+def format_json(value, indent=0):
+    """JSON with one line per key of the top two levels, lists kept inline."""
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        items = [
+            f'{pad}  "{key}": {format_json(item, indent + 2).lstrip()}'
+            for key, item in value.items()
+        ]
+        return pad + "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = [format_json(item, indent + 2) for item in value]
+        return pad + "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return pad + json.dumps(value, ensure_ascii=False)
+
+
+def main():
+    vocab = Path(os.environ.get("KERAS_ACT_SHARED", REPO.parent / "shared")) / "data"
+    vocab = vocab / "albert_v2_spiece.model"
+    blocks = documented_blocks()
+    bodies = {name: blocks[f"rest-{name}-request"] for name in ("row", "columnar")}
+    with tempfile.TemporaryDirectory() as work:
+        path = export_demo(work, vocab)
+        results = run_examples(path, bodies, blocks["grpc-client"])
+    for name in ("row", "columnar"):
+        answer = results["rest"][name]
+        print(f"<!-- example: rest-{name}-response -->\n```json")
+        print(format_json(answer["body"]))
+        print("```\n")
+    client = results["grpc_client"]
+    if client["error"]:
+        print(client["error"], file=sys.stderr)
+        return 1
+    print("<!-- example: grpc-client-output -->\n```text")
+    print(client["stdout"].rstrip())
+    print("```")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""docs/serving.md shows real exchanges and commands that work."""
+
+import json
+import re
+import shlex
+
+import numpy as np
+import pytest
+
+from keras_act.export.__main__ import build_parser
+from tests.serving_docs_example import DOCS, documented_blocks, export_demo, run_examples
+
+
+def _assert_json_equal(actual, documented, path="$"):
+    """Same structure and values; floats to float32 precision."""
+    assert type(actual) is type(documented) or {type(actual), type(documented)} <= {int, float}, (
+        path
+    )
+    if isinstance(documented, dict):
+        assert sorted(actual) == sorted(documented), path
+        for key in documented:
+            _assert_json_equal(actual[key], documented[key], f"{path}.{key}")
+    elif isinstance(documented, list):
+        assert len(actual) == len(documented), path
+        for index, (a, d) in enumerate(zip(actual, documented, strict=True)):
+            _assert_json_equal(a, d, f"{path}[{index}]")
+    elif isinstance(documented, float):
+        np.testing.assert_allclose(actual, documented, rtol=1e-5, atol=1e-9, err_msg=path)
+    else:
+        assert actual == documented, path
+
+
+@pytest.mark.large
+def test_documented_exchanges_are_what_the_export_answers(shared_dir, tmp_path):
+    blocks = documented_blocks()
+    bodies = {name: blocks[f"rest-{name}-request"] for name in ("row", "columnar")}
+    path = export_demo(tmp_path, shared_dir / "data" / "albert_v2_spiece.model")
+    results = run_examples(path, bodies, blocks["grpc-client"])
+    for name in ("row", "columnar"):
+        answer = results["rest"][name]
+        assert answer["status"] == 200, answer
+        documented = json.loads(blocks[f"rest-{name}-response"])
+        _assert_json_equal(answer["body"], documented)
+    client = results["grpc_client"]
+    assert client["error"] is None
+    assert client["stdout"].rstrip("\n") == blocks["grpc-client-output"].rstrip("\n")
+
+
+def test_documented_responses_have_the_documented_shapes():
+    blocks = documented_blocks()
+    request = json.loads(blocks["rest-row-request"])
+    rows = json.loads(blocks["rest-row-response"])["predictions"]
+    assert len(rows) == len(request["instances"])
+    for instance, row in zip(request["instances"], rows, strict=True):
+        masks = instance["text"].count("[MASK]")
+        assert (
+            len(row["mask_positions"]) == 2 and sum(p >= 0 for p in row["mask_positions"]) == masks
+        )
+        assert np.shape(row["top_k_ids"]) == (2, 3)
+        assert [row["token_pieces"][p] for p in row["mask_positions"] if p >= 0] == [
+            "[MASK]"
+        ] * masks
+        assert all(
+            (u == 0) == (m == 0) for u, m in zip(row["updates"], row["padding_mask"], strict=True)
+        )
+
+
+def test_documented_commands_parse():
+    text = DOCS.read_text(encoding="utf-8")
+    commands = [
+        shlex.split(line.replace("\\\n", " "))
+        for line in re.findall(r"^python -m keras_act\.export (?:.*\\\n)*.*$", text, re.M)
+    ]
+    assert len(commands) == 3
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command[3:])
+        assert args.model and args.out.startswith("saved_models/")
+
+
+def test_documented_models_config_parses():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    text = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"```text\n(model_config_list \{.*?)```", text, re.S).group(1)
+    config = text_format.Parse(block, model_server_config_pb2.ModelServerConfig())
+    assert config.model_config_list.config[0].name == "albert_act_demo"
