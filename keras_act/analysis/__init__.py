@@ -1,0 +1,74 @@
+"""Depth analysis: how many layers each token of ALBERT-ACT used, and why.
+
+Simoulin & Crabbé (2021) read the per-token number of updates of ALBERT-ACT
+by token category (masked-LM targets, `[CLS]`, `[SEP]`, ...). This package
+gives, for a model and its tokenizer (or an exported SavedModel):
+
+- `sentence_depths`: the pieces, ids, updates, remainders and halting
+  probability of each token of a few sentences (`format_depth_table`);
+- `corpus_depth_statistics`: a `DepthStatistics` over a corpus, MLM
+  masking applied as in pre-training, by the paper's categories, by token
+  frequency and by position, with histograms;
+- `plot_depth_heatmap`, `plot_category_histograms`, `plot_depth_profiles`:
+  PNG pictures; `write_statistics`: Markdown and JSON tables;
+- `write_depth_summaries` (`keras_act.analysis.tensorboard`): the same as
+  TensorBoard image and text summaries during pre-training;
+- `python -m keras_act.analysis`: the command line.
+
+Example:
+
+```python
+from keras_act import analysis
+
+depth_model = analysis.load_depth_model("runs/pretrain/preset")
+for depth in analysis.sentence_depths(depth_model, ["The cat sat on the mat."]):
+    print(analysis.format_depth_table(depth))
+```
+"""
+
+from keras_act.analysis.corpus import corpus_depth_statistics, masked_examples
+from keras_act.analysis.depth_models import DepthModel, KerasDepthModel, SavedModelDepthModel
+from keras_act.analysis.loading import load_depth_model
+from keras_act.analysis.plots import (
+    plot_category_histograms,
+    plot_depth_heatmap,
+    plot_depth_profiles,
+    save_figure,
+)
+from keras_act.analysis.report import (
+    PAPER_MEAN_UPDATES,
+    statistics_json,
+    statistics_markdown,
+    write_statistics,
+)
+from keras_act.analysis.sentence_depth import (
+    SentenceDepth,
+    depth_table_markdown,
+    format_depth_table,
+    sentence_depths,
+)
+from keras_act.analysis.statistics import DepthStatistics
+from keras_act.analysis.tensorboard import write_depth_summaries
+
+__all__ = [
+    "PAPER_MEAN_UPDATES",
+    "DepthModel",
+    "DepthStatistics",
+    "KerasDepthModel",
+    "SavedModelDepthModel",
+    "SentenceDepth",
+    "corpus_depth_statistics",
+    "depth_table_markdown",
+    "format_depth_table",
+    "load_depth_model",
+    "masked_examples",
+    "plot_category_histograms",
+    "plot_depth_heatmap",
+    "plot_depth_profiles",
+    "save_figure",
+    "sentence_depths",
+    "statistics_json",
+    "statistics_markdown",
+    "write_depth_summaries",
+    "write_statistics",
+]

@@ -1,0 +1,199 @@
+"""Per-token depth and corpus statistics of a small fixed model (Keras and SavedModel)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_act.analysis import (
+    KerasDepthModel,
+    SavedModelDepthModel,
+    corpus_depth_statistics,
+    format_depth_table,
+    load_depth_model,
+    masked_examples,
+    sentence_depths,
+)
+from keras_act.depth_categories import DEPTH_CATEGORIES
+from tests.analysis_helpers import (
+    MAX_LAYERS,
+    SEQUENCE_LENGTH,
+    TEXTS,
+    analysis_setup,
+    backbone_outputs,
+)
+from training.text_corpus import read_documents
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return analysis_setup()
+
+
+@pytest.fixture(scope="module")
+def documents(setup):
+    return read_documents([setup.corpus])[:12]
+
+
+def test_sentence_table_is_the_models_own_output(setup):
+    depths = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
+    features, outputs = backbone_outputs(setup.backbone, setup.tokenizer, TEXTS)
+    assert [d.text for d in depths] == TEXTS
+    all_updates = []
+    for row, depth in enumerate(depths):
+        real = features["padding_mask"][row] > 0
+        ids = features["token_ids"][row][real]
+        np.testing.assert_array_equal(depth.token_ids, ids)
+        assert depth.pieces == [
+            p.decode() for p in setup.tokenizer.id_to_piece(ids).numpy().tolist()
+        ]
+        assert depth.pieces[0] == "[CLS]" and depth.pieces[-1] == "[SEP]"
+        np.testing.assert_array_equal(depth.updates, outputs["updates"][row][real])
+        np.testing.assert_allclose(depth.remainders, outputs["remainders"][row][real], atol=1e-6)
+        all_updates.extend(depth.updates.tolist())
+    assert "[MASK]" in depths[1].pieces
+    # The fixed model gives varied depths, some at the cap: the comparison
+    # above is not between constants.
+    assert len(set(all_updates)) >= 3 and MAX_LAYERS in all_updates
+
+
+def test_halting_probabilities_follow_the_act_rule(setup):
+    threshold = 1.0 - setup.backbone.act_epsilon
+    depths = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
+    for depth in depths:
+        steps = depth.step_halting_probabilities
+        assert steps.shape[0] == len(depth)
+        for i in range(len(depth)):
+            p = steps[i][~np.isnan(steps[i])]
+            # One halting-unit output per update.
+            assert len(p) == depth.updates[i]
+            before_last = float(np.sum(p[:-1]))
+            assert before_last <= threshold + 1e-6
+            if before_last + p[-1] > threshold:
+                # Halted: the last update used the remainder, cumulative 1.
+                assert depth.remainders[i] == pytest.approx(1.0 - before_last, abs=1e-5)
+                assert depth.halting_probability[i] == pytest.approx(1.0, abs=1e-6)
+            else:
+                # Stopped by the cap, below the threshold.
+                assert depth.updates[i] == MAX_LAYERS
+                assert depth.halting_probability[i] == pytest.approx(before_last + p[-1], abs=1e-5)
+
+
+def test_format_depth_table(setup):
+    depth = sentence_depths(setup.backbone, [TEXTS[2]], tokenizer=setup.tokenizer)[0]
+    table = format_depth_table(depth, max_layers=MAX_LAYERS)
+    lines = table.splitlines()
+    assert TEXTS[2] in lines[0] and "cap 6" in lines[0]
+    body = lines[2 : 2 + len(depth)]
+    for i, (line, piece) in enumerate(zip(body, depth.pieces, strict=True)):
+        fields = line.split()
+        assert fields[:4] == [str(i), piece, str(int(depth.token_ids[i])), f"{depth.updates[i]:g}"]
+        assert "#" * int(depth.updates[i]) in line
+    assert lines[-1].startswith(f"mean updates {np.mean(depth.updates):.2f}")
+
+
+def test_corpus_statistics_match_the_training_loop(setup, documents):
+    """Means per category equal those of `AlbertActPretrainer.depth_statistics`
+    (the pre-training loop's) on the same masked examples."""
+    import keras_act
+
+    statistics = corpus_depth_statistics(
+        setup.backbone, documents, tokenizer=setup.tokenizer, sequence_length=SEQUENCE_LENGTH,
+        batch_size=8,
+    )
+    depth_model = KerasDepthModel(setup.backbone, setup.tokenizer)
+    dataset, frequencies = masked_examples(depth_model, documents, sequence_length=SEQUENCE_LENGTH)
+    pretrainer = keras_act.AlbertActPretrainer(setup.backbone)
+    sums = dict.fromkeys(DEPTH_CATEGORIES, 0.0)
+    counts = dict.fromkeys(DEPTH_CATEGORIES, 0.0)
+    examples = mask_weights = 0
+    for features, targets in dataset.batch(5).as_numpy_iterator():
+        outputs = pretrainer(features, training=False)
+        for name, (total, count) in pretrainer.depth_statistics(features, targets, outputs).items():
+            sums[name] += float(total)
+            counts[name] += float(count)
+        examples += len(features["token_ids"])
+        mask_weights += targets["mask_weights"].sum()
+    means = statistics.means()
+    for name in DEPTH_CATEGORIES:
+        assert statistics.counts[name] == counts[name], name
+        assert means[name] == pytest.approx(sums[name] / counts[name], rel=1e-6), name
+    assert statistics.num_examples == examples > 10
+    assert statistics.counts["cls"] == examples and statistics.counts["sep"] == 2 * examples
+    masked = sum(statistics.counts[n] for n in ("mask_mask", "mask_random", "mask_original"))
+    assert masked == mask_weights
+    # 15% of the tokens are targets, 80% of them shown as [MASK].
+    assert 0.10 < masked / statistics.counts["all"] < 0.2
+    assert statistics.counts["mask_mask"] > 0.6 * masked
+    tokens = sum(len(s) for d in depth_model_tokenized(depth_model, documents) for s in d)
+    assert frequencies.sum() == tokens
+    assert sum(r["unmasked_count"] for r in statistics.frequency_bands()) == statistics.counts["unmasked"]
+    assert sum(statistics.position_counts) == statistics.counts["all"]
+
+
+def depth_model_tokenized(depth_model, documents):
+    return [depth_model.tokenize(document) for document in documents]
+
+
+def test_saved_model_gives_the_same_depth(setup, documents):
+    depth_model = load_depth_model(setup.saved_models)  # the base folder: its latest version
+    assert isinstance(depth_model, SavedModelDepthModel)
+    assert depth_model.path == setup.version_dir
+    assert (depth_model.cls_token_id, depth_model.sep_token_id, depth_model.mask_token_id) == (2, 3, 4)
+    assert depth_model.vocabulary_size == setup.backbone.vocabulary_size
+    assert depth_model.max_sequence_length == setup.backbone.max_sequence_length
+
+    served = sentence_depths(depth_model, TEXTS)
+    local = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
+    for a, b in zip(served, local, strict=True):
+        assert a.pieces == b.pieces
+        np.testing.assert_array_equal(a.token_ids, b.token_ids)
+        np.testing.assert_array_equal(a.updates, b.updates)
+        assert a.remainders is None and a.halting_probability is None
+    assert "halting p" in format_depth_table(served[0])
+
+    kwargs = dict(sequence_length=SEQUENCE_LENGTH, seed=3, max_examples=24)
+    from_saved_model = corpus_depth_statistics(depth_model, documents, **kwargs).to_dict()
+    from_keras = corpus_depth_statistics(
+        setup.backbone, documents, tokenizer=setup.tokenizer, **kwargs
+    ).to_dict()
+    assert from_saved_model["num_examples"] == from_keras["num_examples"] == 24
+    for a, b in zip(from_saved_model["categories"], from_keras["categories"], strict=True):
+        assert (a["count"], a["mean_updates"]) == (b["count"], b["mean_updates"])
+        length = len(a["histogram"])  # the SavedModel does not know the cap
+        assert a["histogram"] == b["histogram"][:length] and not any(b["histogram"][length:])
+    assert from_saved_model["frequency_bands"] == from_keras["frequency_bands"]
+    assert from_saved_model["positions"] == from_keras["positions"]
+
+
+def test_load_depth_model_from_every_format(setup, tmp_path, reference_dir):
+    import keras_act
+
+    expected = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
+
+    def check(depth_model):
+        assert isinstance(depth_model, KerasDepthModel)
+        for a, b in zip(sentence_depths(depth_model, TEXTS), expected, strict=True):
+            np.testing.assert_array_equal(a.updates, b.updates)
+
+    check(load_depth_model(setup.preset))
+    path = str(tmp_path / "pretrainer.keras")
+    keras_act.AlbertActPretrainer(setup.backbone).save(path)
+    check(load_depth_model(path, vocab=setup.vocab))
+    check(load_depth_model(path, vocab=setup.preset))
+
+    # An authors' checkpoint (vocabulary 300) with our 100-piece vocabulary.
+    checkpoint = reference_dir / "tiny_random"
+    depth_model = load_depth_model(str(checkpoint), vocab=setup.vocab)
+    reference = keras_act.convert.load_hf_checkpoint(str(checkpoint))
+    features, outputs = backbone_outputs(reference, setup.tokenizer, TEXTS)
+    for row, depth in enumerate(sentence_depths(depth_model, TEXTS)):
+        real = features["padding_mask"][row] > 0
+        np.testing.assert_array_equal(depth.updates, outputs["updates"][row][real])
+    with pytest.raises(ValueError, match="--vocab"):
+        load_depth_model(str(checkpoint))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_depth_model(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="tokenizer"):
+        load_depth_model(path)
+    assert os.path.isdir(setup.version_dir)
