@@ -28,6 +28,8 @@ setup(
         "h5py>=3.10,<4",
         "numpy>=1.26,<3",
         "huggingface_hub>=0.30,<1",
+        # keras_act.analysis: depth heat-maps and histograms.
+        "matplotlib>=3.8,<4",
         # keras_act.export: TF Serving warm-up requests (PredictionLog protos);
         # brings grpcio for the gRPC client of docs/serving.md.
         "tensorflow-serving-api>=2.21,<2.22",

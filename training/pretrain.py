@@ -212,6 +212,7 @@ def run(args):
     import keras
 
     import keras_act
+    from keras_act.analysis.tensorboard import write_depth_summaries
     from training.optimizers import create_optimizer
     from training.pretraining_data import (
         create_sop_instances,
@@ -246,6 +247,8 @@ def run(args):
         tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
     )
     chief = is_chief(strategy)
+    own_text = args.corpus or args.tfds
+    sample_sentence = "the quick brown fox jumps over the lazy [MASK] ." if own_text else SAMPLE_SENTENCE
     if chief:
         print(
             f"{len(documents)} documents, {len(instances[2])} SOP pairs, vocabulary "
@@ -315,6 +318,10 @@ def run(args):
     )
     iterator = iter(dataset)
     writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
+    depth_batch = None
+    if chief:
+        # A fixed batch for the depth pictures and text in TensorBoard.
+        depth_batch = next(iter(examples().take(16).batch(16)))
     timer = StepTimer()
     window = {}
     first = None
@@ -341,6 +348,10 @@ def run(args):
                         tf.summary.scalar(name, value)
                     tf.summary.scalar("learning_rate", optimizer.learning_rate)
                 writer.flush()
+                if step % (args.log_every * 10) == 0 or step == args.steps:
+                    write_depth_summaries(
+                        writer, backbone, tokenizer, [sample_sentence], step, examples=depth_batch
+                    )
             window = {}
         if step % args.checkpoint_every == 0 or step == args.steps:
             keeper.save(step)
@@ -356,7 +367,7 @@ def run(args):
 
             path = export_saved_model(backbone, tokenizer, args.export_dir, sequence_length=args.sequence_length)
             print(f"Exported the SavedModel to {path}")
-        print_depth_table(backbone, tokenizer, SAMPLE_SENTENCE if not (args.corpus or args.tfds) else "the quick brown fox jumps over the lazy dog .")
+        print_depth_table(backbone, tokenizer, sample_sentence)
     return pretrainer
 
 
