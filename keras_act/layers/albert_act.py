@@ -6,6 +6,8 @@ import tensorflow as tf
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
 from keras_act.layers.halting import halting_step, should_continue
+from keras_act.layers.skip_halted_loop import skip_halted_loop
+from keras_act.layers.xla_context import inside_xla_context
 
 # Per-iteration arrays returned by `call(..., return_iterations=True)`.
 ITERATION_KEYS = (
@@ -75,6 +77,9 @@ class AlbertAct(keras.layers.Layer):
             `"zeros"`.
         halting_bias_initializer: initializer of the halting unit's bias.
             Defaults to `"zeros"` (every token starts with p close to 0.5).
+        skip_halted: `None`, `True` or `False`, whether inference runs the
+            block on running tokens only (see "Skipping halted tokens").
+            Defaults to `None`: automatic.
         **kwargs: other keyword arguments of `keras.layers.Layer`, including
             `name` and `dtype`.
 
@@ -85,6 +90,35 @@ class AlbertAct(keras.layers.Layer):
         training: bool, whether dropout is active.
         return_iterations: bool, also return the state and halting
             accumulators after every iteration (for analysis and tests).
+        skip_halted: `None`, `True` or `False`; overrides the constructor's
+            `skip_halted` for this call when not `None`.
+
+    Skipping halted tokens:
+        The dense path runs the block on every token at every iteration, so a
+        batch costs (its largest depth) x (all tokens), like a fixed-depth
+        model of that depth. The skip path carries the running tokens as a
+        compact matrix and runs the block and the halting unit on them only
+        (attention against a cache of every token's keys and values; a
+        halted token's keys and values are those of its final state), and
+        writes each token's final state back once, so the cost follows the
+        sum of the tokens' own depths (`keras_act.layers.skip_halted_loop`).
+        Both paths give the same `updates` and, up to float rounding (1e-5),
+        the same outputs. The skip path needs shapes known only at run time:
+        it runs eagerly, in `tf.function` on CPU and GPU and in exported
+        SavedModels, but not under XLA, and it has no dropout.
+
+        `skip_halted=None` (the default) takes the skip path unless
+        `training` is true (training and dropout use the dense path), the
+        call is traced for XLA (`jit_compile=True`, Keras'
+        `compile(jit_compile=True)`, TPUs) or `return_iterations=True`
+        (analysis: the dense path records the halting logits of every
+        token). `skip_halted=False` always takes the dense path: use it for
+        XLA compilation that the layer cannot see, e.g. a graph exported
+        without XLA that is later compiled. `skip_halted=True` always takes
+        the skip path and raises a `ValueError` with `training=True` or
+        under XLA; with `return_iterations=True` its
+        `iteration_halting_logits` are NaN for tokens that did not run at
+        that iteration. Gradients flow through both paths.
 
     Returns:
         A dict with `sequence_output` `[batch, seq, hidden_dim]` and float32
@@ -119,6 +153,7 @@ class AlbertAct(keras.layers.Layer):
         kernel_initializer=None,
         bias_initializer="zeros",
         halting_bias_initializer="zeros",
+        skip_halted=None,
         **kwargs,
     ):
         _check_positive_int("hidden_dim", hidden_dim)
@@ -136,6 +171,7 @@ class AlbertAct(keras.layers.Layer):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        _check_skip_halted(skip_halted)
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
@@ -151,6 +187,7 @@ class AlbertAct(keras.layers.Layer):
         )
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.halting_bias_initializer = keras.initializers.get(halting_bias_initializer)
+        self.skip_halted = skip_halted
         self.supports_masking = False
 
     def build(self, hidden_states_shape, padding_mask_shape=None):
@@ -194,7 +231,9 @@ class AlbertAct(keras.layers.Layer):
         padding_mask=None,
         training=None,
         return_iterations=False,
+        skip_halted=None,
     ):
+        skip = self._resolve_skip_halted(skip_halted, training, return_iterations)
         shape = tf.shape(hidden_states)
         batch_size, seq_length = shape[0], shape[1]
         if padding_mask is None:
@@ -212,6 +251,14 @@ class AlbertAct(keras.layers.Layer):
         remainders = tf.zeros_like(real_tokens)
         updates = tf.zeros_like(real_tokens)
         state = tf.cast(hidden_states, compute_dtype)
+        if skip:
+            outputs = skip_halted_loop(self, state, padding_mask, return_iterations)
+            if return_iterations:
+                iterations = outputs.pop("iterations")
+                outputs.update(dict(zip(ITERATION_KEYS, iterations, strict=True)))
+            for key in ("updates", "remainders", "halting_probability"):
+                outputs[key] *= real_tokens
+            return outputs
 
         def iterate(state, halting_probability, remainders, updates):
             block_output = self.transformer_block(
@@ -306,6 +353,34 @@ class AlbertAct(keras.layers.Layer):
             outputs.update(dict(zip(ITERATION_KEYS, results[5:], strict=True)))
         return outputs
 
+    def _resolve_skip_halted(self, skip_halted, training, return_iterations):
+        """Whether this call takes the skip path (see the class docstring)."""
+        if skip_halted is None:
+            skip_halted = self.skip_halted
+        _check_skip_halted(skip_halted)
+        dense_reason = None
+        if _is_training(training):
+            dense_reason = "training"
+        elif inside_xla_context():
+            dense_reason = "xla"
+        if skip_halted is None:
+            return dense_reason is None and not return_iterations
+        if skip_halted and dense_reason == "training":
+            raise ValueError(
+                "`skip_halted=True` is an inference path: it cannot run with "
+                "`training=True` (dropout and training use the dense path). "
+                "Pass `skip_halted=None` (automatic) or `False`. Received: "
+                f"skip_halted=True, training={training!r}"
+            )
+        if skip_halted and dense_reason == "xla":
+            raise ValueError(
+                "`skip_halted=True` gathers a data-dependent number of tokens, "
+                "which XLA (`jit_compile=True`, TPUs) cannot compile. Pass "
+                "`skip_halted=None` (automatic) or `False` under XLA. Received: "
+                "skip_halted=True inside an XLA-compiled function"
+            )
+        return skip_halted
+
     @property
     def _halting_dtype(self):
         # float32 under every policy, float64 for a float64 layer.
@@ -350,9 +425,27 @@ class AlbertAct(keras.layers.Layer):
                 "halting_bias_initializer": keras.initializers.serialize(
                     self.halting_bias_initializer
                 ),
+                "skip_halted": self.skip_halted,
             }
         )
         return config
+
+
+def _check_skip_halted(value):
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(
+            "`skip_halted` must be None (automatic), True or False. "
+            f"Received: skip_halted={value!r}"
+        )
+
+
+def _is_training(training):
+    """True unless `training` is statically None or False."""
+    if training is None or isinstance(training, bool):
+        return bool(training)
+    value = tf.get_static_value(training)
+    # A training flag only known at run time: the dense path serves both.
+    return value is None or bool(value)
 
 
 def _check_positive_int(name, value):
