@@ -193,3 +193,14 @@ def test_mixed_precision_backbone():
     assert outputs["sequence_output"].dtype == tf.bfloat16
     assert outputs["updates"].dtype == tf.float32
     assert model.get_layer("albert_act").halting_dense.compute_dtype == "float32"
+
+
+def test_skip_halted_is_a_backbone_argument(backbone):
+    dense = keras_act.AlbertActBackbone(**TINY, skip_halted=False)
+    assert dense.get_layer("albert_act").skip_halted is False
+    assert keras_act.AlbertActBackbone.from_config(dense.get_config()).skip_halted is False
+    dense.set_weights(backbone.get_weights())
+    inputs = make_inputs()
+    a, b = dense(inputs), backbone(inputs)
+    np.testing.assert_array_equal(a["updates"], b["updates"])
+    np.testing.assert_allclose(a["sequence_output"], b["sequence_output"], atol=1e-5, rtol=1e-5)

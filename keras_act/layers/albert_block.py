@@ -1,12 +1,31 @@
 """`AlbertBlock`: the post-layer-norm ALBERT transformer block."""
 
 import keras
+import tensorflow as tf
 
 from keras_act.layers.activations import get_activation
 
 
 def _clone(initializer):
     return keras.initializers.get(keras.initializers.serialize(initializer))
+
+
+def _matmul_2d(layer, x, activation=None):
+    """Applies an `EinsumDense("abc,cd->abd")` as one 2-D `tf.matmul`.
+
+    Same weights and result as calling the layer, but `[batch * seq, in] x
+    [in, out]` is a plain `MatMul`, which TensorFlow's CPU kernels run about
+    twice as fast as the `Einsum` kernel on the feed-forward's shapes; and,
+    unlike `tf.tensordot`, its gradient in a `tf.while_loop` compiles with XLA
+    when the batch size is unknown.
+    """
+    kernel = tf.cast(layer.kernel, x.dtype)
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(x, [-1, kernel.shape[0]]), kernel)
+    y = tf.nn.bias_add(y, tf.cast(layer.bias, x.dtype))
+    if activation is not None:
+        y = activation(y)
+    return tf.reshape(y, tf.concat([shape[:-1], [kernel.shape[1]]], axis=0))
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
@@ -20,7 +39,8 @@ class AlbertBlock(keras.layers.Layer):
     projection is an `EinsumDense`: a `keras.layers.Dense` on a 3-D input of
     unknown batch size lowers to `tf.tensordot`, whose run-time permutations
     cannot be compiled by XLA in the gradient of a `tf.while_loop` (which is
-    where `AlbertAct` runs this block).
+    where `AlbertAct` runs this block). The two feed-forward projections are
+    computed as 2-D matmuls on their kernels (see `_matmul_2d`).
 
     Args:
         num_heads: int, number of attention heads.
@@ -136,8 +156,8 @@ class AlbertBlock(keras.layers.Layer):
         x = self._self_attention_dropout(x, training=training)
         x = self._self_attention_layer_norm(x + inputs)
         residual = x
-        x = self._feedforward_intermediate_dense(x)
-        x = self._feedforward_output_dense(x)
+        x = _matmul_2d(self._feedforward_intermediate_dense, x, get_activation(self.activation))
+        x = _matmul_2d(self._feedforward_output_dense, x)
         x = self._feedforward_dropout(x, training=training)
         return self._feedforward_layer_norm(x + residual)
 

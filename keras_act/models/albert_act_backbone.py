@@ -47,6 +47,9 @@ class AlbertActBackbone(Backbone):
         ponder_weight: float, the weight tau of the ponder cost
             `updates + remainders` that training tasks add to their loss; the
             backbone itself does not use it. Defaults to `1e-3`.
+        skip_halted: `None`, `True` or `False`: whether inference runs the
+            shared block on running tokens only (see `keras_act.AlbertAct`).
+            Defaults to `None`: on, except in training and under XLA.
         dtype: str or `keras.mixed_precision.DTypePolicy`, the dtype policy.
         **kwargs: other keyword arguments of `keras.Model` (e.g. `name`).
 
@@ -81,6 +84,7 @@ class AlbertActBackbone(Backbone):
         num_segments=2,
         layer_norm_epsilon=1e-12,
         ponder_weight=1e-3,
+        skip_halted=None,
         dtype=None,
         **kwargs,
     ):
@@ -151,6 +155,7 @@ class AlbertActBackbone(Backbone):
             activation=activation,
             dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon,
+            skip_halted=skip_halted,
             dtype=dtype,
             name="albert_act",
         )
@@ -211,6 +216,7 @@ class AlbertActBackbone(Backbone):
         self.num_segments = num_segments
         self.layer_norm_epsilon = layer_norm_epsilon
         self.ponder_weight = ponder_weight
+        self.skip_halted = skip_halted
 
     def get_config(self):
         config = super().get_config()
@@ -229,6 +235,7 @@ class AlbertActBackbone(Backbone):
                 "num_segments": self.num_segments,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "ponder_weight": self.ponder_weight,
+                "skip_halted": self.skip_halted,
             }
         )
         return config
