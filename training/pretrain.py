@@ -178,30 +178,6 @@ def check_run_config(model_dir, run_config):
         json.dump(run_config, file, indent=2, sort_keys=True)
 
 
-def print_depth_table(backbone, tokenizer, sentence):
-    """Prints the number of layers each token of `sentence` received."""
-    import numpy as np
-    import tensorflow as tf
-
-    pieces, ids = tokenizer.tokenize_with_pieces(tf.constant(sentence))
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    ids = [cls_id] + [int(i) for i in np.asarray(ids)] + [sep_id]
-    pieces = ["[CLS]"] + [p.decode() if isinstance(p, bytes) else p for p in np.asarray(pieces).tolist()] + ["[SEP]"]
-    outputs = backbone(
-        {
-            "token_ids": np.array([ids], "int32"),
-            "segment_ids": np.zeros((1, len(ids)), "int32"),
-            "padding_mask": np.ones((1, len(ids)), "int32"),
-        }
-    )
-    updates = outputs["updates"].numpy()[0]
-    print(f"\nLayers per token for: {sentence!r}")
-    width = max(len(p) for p in pieces)
-    for piece, count in zip(pieces, updates, strict=True):
-        print(f"  {piece:<{width}}  {int(count):>2}  {'#' * int(count)}")
-    return list(zip(pieces, updates.tolist(), strict=True))
-
-
 def run(args):
     import tensorflow as tf
 
@@ -212,6 +188,7 @@ def run(args):
     import keras
 
     import keras_act
+    from keras_act.analysis import format_depth_table, sentence_depths
     from keras_act.analysis.tensorboard import write_depth_summaries
     from training.optimizers import create_optimizer
     from training.pretraining_data import (
@@ -367,7 +344,8 @@ def run(args):
 
             path = export_saved_model(backbone, tokenizer, args.export_dir, sequence_length=args.sequence_length)
             print(f"Exported the SavedModel to {path}")
-        print_depth_table(backbone, tokenizer, sample_sentence)
+        depth = sentence_depths(backbone, [sample_sentence], tokenizer=tokenizer)[0]
+        print("\n" + format_depth_table(depth, max_layers=backbone.max_layers))
     return pretrainer
 
 
