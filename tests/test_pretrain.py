@@ -252,8 +252,11 @@ def test_pretrain_on_tfds_mock_data(tmp_path, demo_files):
 
     from training import pretrain
 
+    # In-process: no --deterministic, which would switch TF op determinism on
+    # for the rest of the test session (and with it Keras' XLA compilation).
+    flags = [flag for flag in SMALL if flag != "--deterministic"]
     args = pretrain.build_parser().parse_args(
-        ["--tfds", "glue/sst2", "--vocab", demo_files[1], *SMALL, "--model-dir", str(tmp_path / "run")]
+        ["--tfds", "glue/sst2", "--vocab", demo_files[1], *flags, "--model-dir", str(tmp_path / "run")]
     )
     with tfds.testing.mock_data(num_examples=64):
         pretrain.run(args)
