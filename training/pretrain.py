@@ -90,6 +90,8 @@ def validate_args(args, parser):
     for name in ("steps", "batch_size", "sequence_length", "accumulation_steps"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.batch_size % args.accumulation_steps:
+        parser.error("--batch-size must be divisible by --accumulation-steps")
     if args.sequence_length < 8:
         parser.error("--sequence-length must be at least 8")
     if args.corpus:
@@ -269,8 +271,6 @@ def run(args):
             optimizer=optimizer,
             step=step_counter,
         )
-    if args.batch_size % args.accumulation_steps:
-        raise ValueError("--batch-size must be divisible by --accumulation-steps")
     restored = keeper.restore()
     step = int(step_counter.numpy())
     if chief and restored:

@@ -121,7 +121,7 @@ def create_sop_instances(tokenized_documents, sequence_length, seed, short_seq_p
     return tokens_a, tokens_b, np.asarray(labels, np.int32)
 
 
-def _select_mask_positions(candidates, num_predictions, max_predictions, seed, max_ngram):
+def _select_mask_positions(candidates, num_predictions, seed, max_ngram):
     """Chooses up to `num_predictions` candidate positions (n-gram spans)."""
     length = tf.shape(candidates)[0]
     scores = tf.random.stateless_uniform([length], seed=seed)
@@ -188,7 +188,7 @@ def mask_example(
         tf.maximum(1, tf.cast(tf.round(num_tokens * mask_probability), tf.int32)),
     )
     positions = _select_mask_positions(
-        candidates, num_predictions, max_predictions, seed, max_ngram
+        candidates, num_predictions, seed, max_ngram
     )
     count = tf.shape(positions)[0]
     originals = tf.gather(token_ids, positions)

@@ -187,8 +187,6 @@ def summarize(sums):
         result["mlm_accuracy"] = sums["mlm_correct"] / max(sums["mlm_count"], 1.0)
     if "sop_correct" in sums:
         result["sop_accuracy"] = sums["sop_correct"] / examples
-    if "correct" in sums:
-        result["accuracy"] = sums["correct"] / examples
     for name in sums:
         if name.endswith("/sum"):
             category = name[: -len("/sum")]

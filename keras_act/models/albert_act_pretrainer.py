@@ -200,8 +200,8 @@ class AlbertActPretrainer(keras.Model):
         return list(self._trackers.values())
 
     def compile(self, optimizer="auto", **kwargs):
-        """Compiles with ALBERT's optimizer (LAMB, 1.76e-3 as for batch 4096,
-        scaled down for small batches) unless one is given."""
+        """Compiles with ALBERT's optimizer, LAMB (learning rate 1e-3, global
+        clip norm 1), unless one is given."""
         if optimizer == "auto":
             optimizer = keras.optimizers.Lamb(learning_rate=1e-3, global_clipnorm=1.0)
         super().compile(optimizer=optimizer, **kwargs)

@@ -160,8 +160,6 @@ class AlbertActQuestionAnswerer(AlbertActTask):
 
     def __init__(self, backbone, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs):
         self._check_backbone(backbone, preprocessor)
-        if ponder_weight is None:
-            ponder_weight = backbone.ponder_weight
 
         # === Layers ===
         self.backbone = backbone

@@ -73,7 +73,12 @@ class AlbertActTask(Task):
             packer.sequence_length = backbone.max_sequence_length
 
     def _ponder(self, x, backbone_outputs, padding_mask, ponder_weight):
-        """Passes `x` through the `PonderCost` layer; returns `x`."""
+        """Passes `x` through the `PonderCost` layer; returns `x`.
+
+        `ponder_weight=None` takes the backbone's `ponder_weight`.
+        """
+        if ponder_weight is None:
+            ponder_weight = self.backbone.ponder_weight
         self.ponder_cost = PonderCost(
             ponder_weight=ponder_weight,
             dtype=self.backbone.dtype_policy,

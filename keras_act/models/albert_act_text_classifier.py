@@ -84,8 +84,6 @@ class AlbertActTextClassifier(AlbertActTask):
             raise ValueError(
                 f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
             )
-        if ponder_weight is None:
-            ponder_weight = backbone.ponder_weight
         # Read by `compile()`, which `Task.__init__` calls.
         self.activation = keras.activations.get(activation)
 

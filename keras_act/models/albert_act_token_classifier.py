@@ -61,8 +61,6 @@ class AlbertActTokenClassifier(AlbertActTask):
             raise ValueError(
                 f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
             )
-        if ponder_weight is None:
-            ponder_weight = backbone.ponder_weight
 
         # === Layers ===
         self.backbone = backbone
