@@ -105,10 +105,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, demo_files):
-    corpus, vocab = demo_files
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
+    # No --corpus or --vocab: both workers write the demo corpus and train the
+    # vocabulary in the model dir they share, at the same time.
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    args = ["--corpus", corpus, "--vocab", vocab, "--strategy", "multi_worker", *SMALL, "--model-dir", str(tmp_path / "run")]
+    args = ["--strategy", "multi_worker", *SMALL, "--model-dir", str(tmp_path / "run")]
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -129,6 +130,8 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, demo_fi
     # Only the chief logs and keeps checkpoints.
     assert losses(outputs[0][0]) and not losses(outputs[1][0])
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("-4")
+    run_files = sorted(path.name for path in (tmp_path / "run").rglob("*") if path.name.startswith("."))
+    assert not run_files, f"staging files left behind: {run_files}"
     first, second = load_weights(tmp_path / "worker0.npz"), load_weights(tmp_path / "worker1.npz")
     for key in first:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)

@@ -11,6 +11,8 @@ line, documents separated by blank lines, the format of `--corpus` files.
 
 import numpy as np
 
+from training.run_files import write_text_atomically
+
 ANIMALS = (
     "fox", "bear", "owl", "rabbit", "wolf", "deer", "otter", "badger", "heron",
     "mouse", "goat", "crow", "beaver", "lynx", "swan", "hedgehog",
@@ -81,9 +83,8 @@ def write_demo_corpus(path, num_documents=1500, seed=0):
     """Writes the demo corpus to `path` (one sentence a line, blank line between
     documents) and returns `path`."""
     documents = generate_demo_documents(num_documents, seed)
-    with open(path, "w", encoding="utf8") as file:
-        file.write("\n\n".join("\n".join(document) for document in documents) + "\n")
-    return path
+    text = "\n\n".join("\n".join(document) for document in documents) + "\n"
+    return write_text_atomically(path, text)
 
 
 POSITIVE = ("happy", "proud", "calm", "cheerful", "glad", "delighted")
@@ -116,6 +117,4 @@ def write_demo_sentiment_tsv(path, num_examples=800, seed=0):
         else:
             sentence = f"near the {place} the {feeling} {animal} {verb} a {thing} ."
         rows.append(f"{sentence}\t{label}")
-    with open(path, "w", encoding="utf8") as file:
-        file.write("\n".join(rows) + "\n")
-    return path
+    return write_text_atomically(path, "\n".join(rows) + "\n")

@@ -364,23 +364,20 @@ def build_task(args, backbone, tokenizer):
 
 def check_run_config(model_dir, run_config):
     """Refuses to resume a model dir that holds another run's checkpoints."""
-    path = os.path.join(model_dir, "run_config.json")
-    if os.path.isfile(path):
-        with open(path) as file:
-            previous = json.load(file)
-        differing = sorted(
-            key
-            for key in set(previous) | set(run_config)
-            if previous.get(key) != run_config.get(key)
+    from training.run_files import record_run_config
+
+    try:
+        previous = record_run_config(model_dir, run_config)
+    except ValueError as error:
+        raise SetupError(str(error)) from None
+    differing = sorted(
+        key for key in set(previous) | set(run_config) if previous.get(key) != run_config.get(key)
+    )
+    if differing:
+        raise SetupError(
+            f"{model_dir} holds checkpoints of another fine-tuning run (it differs in "
+            f"{differing}); use another --model-dir or the same settings."
         )
-        if differing:
-            raise SetupError(
-                f"{model_dir} holds checkpoints of another fine-tuning run (it differs in "
-                f"{differing}); use another --model-dir or the same settings."
-            )
-        return
-    with open(path, "w") as file:
-        json.dump(run_config, file, indent=2, sort_keys=True)
 
 
 # === Evaluation ===

@@ -17,7 +17,6 @@ Example:
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -132,13 +131,12 @@ def prepare_vocabulary(args, documents):
     path = os.path.join(args.model_dir, "vocab", "spiece.model")
     if os.path.isfile(path):
         return path
+    from training.run_files import write_text_atomically
     from training.vocab import train_vocabulary
 
     text_file = os.path.join(args.model_dir, "vocab", "corpus.txt")
     os.makedirs(os.path.dirname(text_file), exist_ok=True)
-    with open(text_file, "w", encoding="utf8") as file:
-        for document in documents:
-            file.write("\n".join(document) + "\n")
+    write_text_atomically(text_file, "".join("\n".join(document) + "\n" for document in documents))
     size = args.vocab_size or (100 if not (args.corpus or args.tfds) else 30000)
     return str(train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed))
 
@@ -161,23 +159,19 @@ def backbone_config(args, vocabulary_size):
 
 def check_run_config(model_dir, run_config):
     """Refuses to resume a model dir that holds another architecture."""
-    path = os.path.join(model_dir, "run_config.json")
-    if os.path.isfile(path):
-        with open(path) as file:
-            previous = json.load(file)
-        if previous["backbone"] != run_config["backbone"]:
-            differing = sorted(
-                key
-                for key in set(previous["backbone"]) | set(run_config["backbone"])
-                if previous["backbone"].get(key) != run_config["backbone"].get(key)
-            )
-            raise ValueError(
-                f"{model_dir} holds a checkpoint of another architecture (differs in "
-                f"{differing}); use another --model-dir or the same configuration."
-            )
-        return
-    with open(path, "w") as file:
-        json.dump(run_config, file, indent=2, sort_keys=True)
+    from training.run_files import record_run_config
+
+    previous = record_run_config(model_dir, run_config)
+    if previous["backbone"] != run_config["backbone"]:
+        differing = sorted(
+            key
+            for key in set(previous["backbone"]) | set(run_config["backbone"])
+            if previous["backbone"].get(key) != run_config["backbone"].get(key)
+        )
+        raise ValueError(
+            f"{model_dir} holds a checkpoint of another architecture (differs in "
+            f"{differing}); use another --model-dir or the same configuration."
+        )
 
 
 def run(args):

@@ -13,7 +13,9 @@ removed). Load it with `keras_act.AlbertActTokenizer(proto="DIR/spiece.model")`.
 import argparse
 import os
 import re
+import shutil
 import sys
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -146,12 +148,17 @@ def train_vocabulary(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(MODEL_FILENAME).stem
     if seed is not None:
         spm.set_random_generator_seed(int(seed))
+    # SentencePiece writes its files as it goes: train in a private folder and
+    # move them into place (`.model` last), so no reader (another worker of
+    # the same run) ever sees half of one.
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".training-"))
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=sentences(),
-            model_prefix=str(out_dir / Path(MODEL_FILENAME).stem),
+            model_prefix=str(staging / stem),
             vocab_size=vocab_size,
             model_type="unigram",
             normalization_rule_name="nmt_nfkc",
@@ -170,6 +177,8 @@ def train_vocabulary(
             num_threads=num_threads or os.cpu_count() or 1,
             minloglevel=0 if verbose else 2,
         )
+        os.replace(staging / f"{stem}.vocab", out_dir / f"{stem}.vocab")
+        os.replace(staging / MODEL_FILENAME, out_dir / MODEL_FILENAME)
     except RuntimeError as error:
         names = ", ".join(f"'{path}'" for path in corpus_files)
         if lines["count"] == 0:
@@ -178,6 +187,8 @@ def train_vocabulary(
             f"SentencePiece could not train a {vocab_size}-piece vocabulary on "
             f"{names} ({lines['count']} lines): {error}"
         ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out_dir / MODEL_FILENAME
 
 

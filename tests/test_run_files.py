@@ -1,0 +1,72 @@
+"""The model dir's files are written whole, even with several writers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.run_files import record_run_config, write_text_atomically
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+WRITER = """
+import sys
+from training.run_files import write_text_atomically
+path, letter = sys.argv[1], sys.argv[2]
+for _ in range(150):
+    write_text_atomically(path, letter * 2_000_000)
+"""
+
+
+def test_readers_never_see_half_a_file_while_two_processes_write_it(tmp_path):
+    path = tmp_path / "shared.txt"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), letter], cwd=REPO_ROOT)
+        for letter in "ab"
+    ]
+    reads = 0
+    while any(writer.poll() is None for writer in writers):
+        if path.exists():
+            text = path.read_text()
+            assert text in ("a" * 2_000_000, "b" * 2_000_000), f"read {len(text)} characters"
+            reads += 1
+    assert all(writer.returncode == 0 for writer in writers)
+    assert reads > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.txt"]  # no staging file left
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_staging_file(tmp_path):
+    path = tmp_path / "config.json"
+    write_text_atomically(path, "old")
+    with pytest.raises(TypeError):
+        write_text_atomically(path, b"not text")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_record_run_config_records_once_and_returns_the_recorded_one(tmp_path):
+    first = {"backbone": {"hidden_dim": 8}, "steps": 3}
+    assert record_run_config(str(tmp_path), first) == first
+    assert json.loads((tmp_path / "run_config.json").read_text()) == first
+    assert record_run_config(str(tmp_path), {"backbone": {"hidden_dim": 16}}) == first
+
+
+def test_a_corrupt_run_config_is_named(tmp_path):
+    (tmp_path / "run_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="run_config.json is not valid JSON"):
+        record_run_config(str(tmp_path), {"steps": 3})
+
+
+def test_vocabulary_training_leaves_only_its_two_files(tmp_path):
+    from training.vocab import train_vocabulary
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"the cat number {i} sat on the mat" for i in range(300)))
+    model = train_vocabulary([corpus], 40, tmp_path / "vocab", seed=1)
+    assert sorted(p.name for p in (tmp_path / "vocab").iterdir()) == ["spiece.model", "spiece.vocab"]
+    assert model.stat().st_size > 0
+    with pytest.raises(ValueError, match="could not train"):
+        train_vocabulary([corpus], 10_000, tmp_path / "too_big", seed=1)
+    assert list((tmp_path / "too_big").iterdir()) == []
