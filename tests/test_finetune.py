@@ -166,6 +166,24 @@ def test_mirrored_two_cpus_equals_one_device(files, tmp_path):
     assert one_results["mean_updates"] == pytest.approx(two_results["mean_updates"])
 
 
+def test_float16_scales_the_loss_and_resumes_at_its_step(files, tmp_path):
+    import tensorflow as tf
+
+    model_dir = tmp_path / "float16"
+    args = [*finetune_args(files, model_dir, "--mixed-precision", "float16"), "--checkpoint-every", "1"]
+    first = run_cli(args)
+    assert len(step_losses(first)) == 2 and all(np.isfinite(step_losses(first)))
+    checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    names = [name for name, _ in tf.train.list_variables(checkpoint)]
+    # The optimizer is a LossScaleOptimizer (its dynamic scale is saved), and
+    # the run's own step counter is saved beside it.
+    assert any("dynamic_scale" in name for name in names), names
+    assert any(name.startswith("step/") for name in names), names
+    args[args.index("--steps") + 1] = "3"
+    resumed = run_cli(args)
+    assert "at step 2" in resumed and [line.split()[1] for line in resumed.splitlines() if line.startswith("step ")] == ["3/3"]
+
+
 def test_tfds_stsb_regression_with_mock_data(files, tmp_path, capsys):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=16):
