@@ -350,6 +350,7 @@ def _columns_to_arrays(inputs, dtypes):
 
 def _json_value(value, binary):
     """An output array to JSON values (strings as text, or b64 for `*_bytes`)."""
+    value = np.asarray(value, dtype=object if isinstance(value, bytes) else None)
     if value.dtype == object:
         if binary:
             items = [{"b64": base64.b64encode(b).decode("ascii")} for b in value.ravel()]

@@ -23,6 +23,12 @@ from keras_act.export.serving_heads import (
     serving_head_for,
 )
 from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE
+from keras_act.export.task_heads import (
+    MultipleChoiceHead,
+    QuestionAnswererHead,
+    RegressorHead,
+    TokenClassifierHead,
+)
 from keras_act.export.warmup import models_config_text, predict_request, read_warmup_file
 
 __all__ = [
@@ -31,7 +37,11 @@ __all__ = [
     "BackboneHead",
     "ClassifierHead",
     "MaskedLMHead",
+    "MultipleChoiceHead",
+    "QuestionAnswererHead",
+    "RegressorHead",
     "ServingHead",
+    "TokenClassifierHead",
     "build_export_archive",
     "export_saved_model",
     "list_versions",

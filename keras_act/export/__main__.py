@@ -45,7 +45,8 @@ def build_parser():
         "--warmup-text",
         action="append",
         dest="warmup_texts",
-        help="a warm-up text (repeatable; for pair models 'first|||second')",
+        help="a warm-up text (repeatable; for pair models 'first|||second', for a "
+        "question answerer 'question|||context')",
     )
     parser.add_argument(
         "--no-verify",
@@ -65,7 +66,9 @@ def main(argv=None):
     model, preprocessing = load_for_export(args.model, vocab=args.vocab)
     texts = args.warmup_texts
     pair = args.pair or getattr(preprocessing, "num_segments", 1) == 2
-    if texts and pair:
+    if texts and (pair or any("|||" in text for text in texts)):
+        # Two inputs per request: sentence pairs, or a question answerer's
+        # question and context.
         texts = [tuple(text.split("|||", 1)) if "|||" in text else (text, text) for text in texts]
     path = export_saved_model(
         model,

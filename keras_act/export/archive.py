@@ -12,7 +12,7 @@ from keras_act.export.signatures import (
     TEXT_SIGNATURE,
     TOKEN_IDS_SIGNATURE,
     ServingFunctions,
-    text_input_names,
+    serving_input_names,
 )
 from keras_act.tokenizers.albert_act_preprocessor import AlbertActPreprocessor
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
@@ -46,7 +46,12 @@ def export_saved_model(
     Both return the outputs of the model's serving head (see
     `serving_head_for`: `sequence_output`/`pooled_output` for a backbone,
     top-k fills for `AlbertActPretrainer`, `logits`/`probabilities`/`label`
-    for a classifier), float32 `updates` (the number of layers each token
+    for a classifier, `score` for `AlbertActTextRegressor`, word labels for
+    `AlbertActTokenClassifier`, the answer span and text for
+    `AlbertActQuestionAnswerer`, whose `serving_default` takes `question`
+    and `context`, the chosen index for `AlbertActMultipleChoice`, which
+    takes `prompt` and `choices`; see `keras_act/export/task_heads.py`),
+    float32 `updates` (the number of layers each token
     used, 0 on padding), int32 `token_ids` and `padding_mask` and string
     `token_pieces`.
 
@@ -109,13 +114,15 @@ def export_saved_model(
         atomic.check_free(base_dir, version)
     preprocessor = resolve_preprocessor(model, preprocessor_or_tokenizer, sequence_length)
     head = serving_head_for(model, preprocessor.tokenizer, top_k=top_k)
-    input_names = text_input_names(preprocessor, pair)
+    input_names = serving_input_names(preprocessor, head, pair)
     texts = _warmup_texts(warmup_texts, head, input_names)
     # Builds the preprocessor (a tracked layer must be built) and gives the
     # token-id warm-up request.
-    requests = warmup.warmup_requests(preprocessor, texts, input_names)
+    requests = warmup.warmup_requests(preprocessor, texts, input_names, head=head)
 
-    archive = build_export_archive(model, preprocessor, head, pair=len(input_names) == 2)
+    archive = build_export_archive(
+        model, preprocessor, head, pair=None if head.text_input_names else len(input_names) == 2
+    )
     model_name = os.path.basename(os.path.normpath(os.path.abspath(base_dir)))
 
     def write(staging_dir):
@@ -267,22 +274,29 @@ def run_warmup_requests(version_dir):
 def _warmup_texts(texts, head, input_names):
     if texts is None:
         texts = list(head.warmup_texts)
-        if len(input_names) == 2:
+        if len(input_names) == 2 and all(isinstance(t, (str, bytes)) for t in texts):
             texts = list(zip(texts, reversed(texts), strict=True))
     if isinstance(texts, (str, bytes)) or not texts:
         raise ValueError(
             f"`warmup_texts` must be a non-empty list. Received: warmup_texts={texts!r}"
         )
     texts = list(texts)
+    ranks = getattr(head, "text_input_ranks", None) or [1] * len(input_names)
+
+    def fits(value, rank):  # a string, or (rank 2) a list of strings
+        if rank == 2:
+            return isinstance(value, (tuple, list)) and all(isinstance(v, (str, bytes)) for v in value)
+        return isinstance(value, (str, bytes))
+
     for text in texts:
         is_text = isinstance(text, (str, bytes))
         is_pair = (
             isinstance(text, (tuple, list))
             and len(text) == 2
-            and all(isinstance(t, (str, bytes)) for t in text)
+            and all(fits(t, rank) for t, rank in zip(text, ranks, strict=False))
         )
         if (len(input_names) == 2 and not is_pair) or (len(input_names) == 1 and not is_text):
-            expected = "(text, text_pair) pairs" if len(input_names) == 2 else "strings"
+            expected = f"({', '.join(input_names)}) pairs" if len(input_names) == 2 else "strings"
             raise ValueError(f"`warmup_texts` must hold {expected}. Received: {text!r}")
     return texts
 

@@ -15,7 +15,10 @@ keras_act.export.register_serving_head(AlbertActTextClassifier, ClassifierHead)
 
 Built-in heads: `BackboneHead` (`AlbertActBackbone`), `MaskedLMHead`
 (`AlbertActPretrainer`) and `ClassifierHead` (any model whose output is
-logits `[batch, num_classes]`; used for unregistered models of that shape).
+logits `[batch, num_classes]`; used for unregistered models of that shape);
+the fine-tuning tasks' heads are in `task_heads.py`. A head can also define
+the raw-text signature's inputs (`text_input_names`) and answer in terms of
+the text (`serve_texts`).
 """
 
 import keras
@@ -65,6 +68,13 @@ class ServingHead:
 
     #: Texts written to the warm-up file when the caller gives none.
     warmup_texts = DEFAULT_WARMUP_TEXTS
+    #: Names of the raw-text signature's inputs; `None`: `text` (and
+    #: `text_pair` for a pair preprocessor), see `text_input_names`.
+    text_input_names = None
+    #: Rank of each raw-text input (`[batch]`: 1); `None`: all 1.
+    text_input_ranks = None
+    #: Rank of the token-id signature's inputs (`[batch, seq]`: 2).
+    token_ids_rank = 2
 
     def __init__(self, model, tokenizer, top_k=5):
         self.model = model
@@ -73,6 +83,33 @@ class ServingHead:
 
     def __call__(self, features):
         raise NotImplementedError(f"{type(self).__name__} must implement `__call__`.")
+
+    def features_from_texts(self, preprocessor, texts):
+        """The model's features from the raw-text inputs.
+
+        Args:
+            preprocessor: the export's preprocessor.
+            texts: a dict of string tensors `[batch]`, in the order of the
+                signature's inputs.
+
+        Returns:
+            A dict of int32 `token_ids`, `segment_ids`, `padding_mask`
+            `[batch, seq]`.
+        """
+        values = tuple(texts.values())
+        preprocessed = preprocessor(x=values[0] if len(values) == 1 else values)
+        if isinstance(preprocessed, tuple):
+            preprocessed = preprocessed[0]
+        return {name: preprocessed[name] for name in ("token_ids", "segment_ids", "padding_mask")}
+
+    def serve_texts(self, preprocessor, texts):
+        """The raw-text signature: returns `(outputs, features)`.
+
+        Defaults to the head's outputs on `features_from_texts`; heads that
+        also answer in terms of the text (words, answer strings) override it.
+        """
+        features = self.features_from_texts(preprocessor, texts)
+        return self(features), features
 
 
 class BackboneHead(ServingHead):

@@ -40,20 +40,37 @@ def text_input_names(preprocessor, pair=None):
     return ("text", "text_pair") if pair else ("text",)
 
 
+def serving_input_names(preprocessor, head, pair=None):
+    """The raw-text signature's input names: the head's own
+    (`head.text_input_names`, e.g. `question` and `context`) or
+    `text_input_names(preprocessor, pair)`."""
+    names = getattr(head, "text_input_names", None)
+    if names is None:
+        return text_input_names(preprocessor, pair)
+    if pair is not None and pair != (len(names) == 2):
+        raise ValueError(
+            f"{type(head).__name__} serves the inputs {tuple(names)}; `pair` does not "
+            f"apply. Received: pair={pair!r}"
+        )
+    return tuple(names)
+
+
 class ServingFunctions:
     """Builds the `tf.function` endpoints of an export.
 
     `text_endpoint` (`serving_default`) takes a batch of raw strings `text`
-    `[batch]` (and `text_pair` for a pair preprocessor), runs the in-graph
+    `[batch]` (and `text_pair` for a pair preprocessor; or the head's own
+    `text_input_names`, e.g. `question` and `context`), runs the in-graph
     tokenizer and preprocessor (truncation and padding to
-    `preprocessor.sequence_length`) and then the head. `token_ids_endpoint`
-    (`serve_token_ids`) takes int32 `token_ids`, `segment_ids` and
-    `padding_mask` `[batch, seq]` (any `seq` up to the model's
+    `preprocessor.sequence_length`) and then the head (`head.serve_texts`).
+    `token_ids_endpoint` (`serve_token_ids`) takes int32 `token_ids`,
+    `segment_ids` and `padding_mask` `[batch, seq]` (`[batch, choices,
+    seq]` for multiple choice; any `seq` up to the model's
     `max_sequence_length`) and runs the head. (The model server trusts the
     signature's shapes: a string tensor of another rank is served as the
-    flat batch of its elements, a scalar as a batch of one.) Both return the head's outputs
-    (floating outputs as float32) plus int32 `token_ids` and `padding_mask`
-    and the string `token_pieces` `[batch, seq]` of the model's input.
+    flat batch of its elements, a scalar as a batch of one.) Both return the
+    head's outputs (floating outputs as float32) plus int32 `token_ids` and
+    `padding_mask` and the string `token_pieces` of the model's input.
 
     Args:
         preprocessor: the `AlbertActPreprocessor` (or pair preprocessor).
@@ -78,15 +95,16 @@ class ServingFunctions:
 
     def __init__(self, preprocessor, head, vocabulary_size, pair=None):
         self.preprocessor = preprocessor
-        self.input_names = text_input_names(preprocessor, pair)
+        self.input_names = serving_input_names(preprocessor, head, pair)
         self.head = head
         self.pieces = vocabulary_table(preprocessor.tokenizer, vocabulary_size)
         self.text_endpoint = self._make_text_endpoint()
         self.token_ids_endpoint = self._make_token_ids_endpoint()
 
-    def outputs(self, features):
-        """Runs the head on a features dict and adds the token outputs."""
-        outputs = dict(self.head(features))
+    def outputs(self, features, outputs=None):
+        """Runs the head on a features dict (unless `outputs` are given) and
+        adds the token outputs."""
+        outputs = dict(self.head(features) if outputs is None else outputs)
         if "updates" not in outputs:
             raise ValueError(
                 f"{type(self.head).__name__} must return per-token 'updates'. "
@@ -108,37 +126,53 @@ class ServingFunctions:
         return outputs
 
     def _make_text_endpoint(self):
-        preprocessor = self.preprocessor
+        preprocessor, head, names = self.preprocessor, self.head, self.input_names
 
-        if len(self.input_names) == 2:
-
-            @tf.function(
-                input_signature=[
-                    tf.TensorSpec([None], tf.string, name="text"),
-                    tf.TensorSpec([None], tf.string, name="text_pair"),
+        def serve(*texts):
+            if len(texts) > 1:
+                checks = [
+                    tf.debugging.assert_equal(
+                        tf.shape(texts[0])[:1],
+                        tf.shape(text)[:1],
+                        message=f"`{names[0]}` and `{name}` must have the same batch size",
+                    )
+                    for name, text in zip(names[1:], texts[1:], strict=True)
                 ]
+                with tf.control_dependencies(checks):
+                    texts = [tf.identity(text) for text in texts]
+            outputs, features = head.serve_texts(
+                preprocessor, dict(zip(names, texts, strict=True))
             )
+            return self.outputs(features, outputs)
+
+        # A `tf.function` with one named argument per input (the SignatureDef
+        # takes its input names from the arguments').
+        ranks = getattr(head, "text_input_ranks", None) or [1] * len(names)
+        specs = [
+            tf.TensorSpec([None] * rank, tf.string, name=name)
+            for name, rank in zip(names, ranks, strict=True)
+        ]
+        if len(names) == 1:
+
+            @tf.function(input_signature=specs)
+            def serve_text(text):
+                return serve(text)
+
+            return serve_text
+        if len(names) == 2:
+
+            @tf.function(input_signature=specs)
             def serve_text_pair(text, text_pair):
-                check = tf.debugging.assert_equal(
-                    tf.shape(text),
-                    tf.shape(text_pair),
-                    message="`text` and `text_pair` must have the same batch size",
-                )
-                with tf.control_dependencies([check]):
-                    text, text_pair = tf.identity(text), tf.identity(text_pair)
-                return self.outputs(_features(preprocessor(x=(text, text_pair))))
+                return serve(text, text_pair)
 
             return serve_text_pair
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def serve_text(text):
-            return self.outputs(_features(preprocessor(x=text)))
-
-        return serve_text
+        raise ValueError(f"A raw-text signature takes one or two inputs. Received: {names}")
 
     def _make_token_ids_endpoint(self):
+        rank = getattr(self.head, "token_ids_rank", 2)
+
         @tf.function(
-            input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in TOKEN_INPUTS]
+            input_signature=[tf.TensorSpec([None] * rank, tf.int32, name=n) for n in TOKEN_INPUTS]
         )
         def serve_token_ids(token_ids, segment_ids, padding_mask):
             features = {
@@ -151,8 +185,3 @@ class ServingFunctions:
         return serve_token_ids
 
 
-def _features(preprocessed):
-    """The features dict of a preprocessor's output (`x`, or `(x, y, ...)`)."""
-    if isinstance(preprocessed, tuple):
-        preprocessed = preprocessed[0]
-    return {name: preprocessed[name] for name in TOKEN_INPUTS}

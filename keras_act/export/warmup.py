@@ -50,7 +50,7 @@ def predict_request(model_name, signature_name, inputs):
     return request
 
 
-def warmup_requests(preprocessor, texts, input_names):
+def warmup_requests(preprocessor, texts, input_names, head=None):
     """The warm-up requests of an export, as `(signature_name, inputs)` pairs.
 
     One raw-text request with the first text alone (batch of one), one with
@@ -58,30 +58,33 @@ def warmup_requests(preprocessor, texts, input_names):
 
     Args:
         preprocessor: the export's (built) preprocessor.
-        texts: a list of strings, or of `(text, text_pair)` pairs when
-            `input_names` is `("text", "text_pair")`.
+        texts: a list of strings, or of pairs (e.g. `(text, text_pair)`)
+            when `input_names` has two names.
         input_names: the names of the raw-text signature's inputs.
+        head: the export's `ServingHead` (its `features_from_texts` gives
+            the token-id request); `None` calls the preprocessor directly.
 
     Returns:
         A list of `(signature_name, {input name: np.ndarray})`.
     """
+    from keras_act.export.serving_heads import ServingHead
     from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, TOKEN_INPUTS
 
     if len(input_names) == 2:
         columns = [np.array([t[i] for t in texts], dtype=object) for i in range(2)]
-        preprocessed = preprocessor(x=(tf.constant(columns[0]), tf.constant(columns[1])))
     else:
         columns = [np.array(list(texts), dtype=object)]
-        preprocessed = preprocessor(x=tf.constant(columns[0]))
-    if isinstance(preprocessed, tuple):
-        preprocessed = preprocessed[0]
     text_inputs = dict(zip(input_names, columns, strict=True))
+    features_from_texts = (head or ServingHead(None, None)).features_from_texts
+    features = features_from_texts(
+        preprocessor, {name: tf.constant(value) for name, value in text_inputs.items()}
+    )
     return [
         (TEXT_SIGNATURE, {name: value[:1] for name, value in text_inputs.items()}),
         (TEXT_SIGNATURE, text_inputs),
         (
             TOKEN_IDS_SIGNATURE,
-            {name: np.asarray(preprocessed[name], dtype="int32") for name in TOKEN_INPUTS},
+            {name: np.asarray(features[name], dtype="int32") for name in TOKEN_INPUTS},
         ),
     ]
 
