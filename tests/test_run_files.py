@@ -70,3 +70,62 @@ def test_vocabulary_training_leaves_only_its_two_files(tmp_path):
     with pytest.raises(ValueError, match="could not train"):
         train_vocabulary([corpus], 10_000, tmp_path / "too_big", seed=1)
     assert list((tmp_path / "too_big").iterdir()) == []
+
+
+def _tiny_model(units):
+    import keras
+
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(units)(inputs))
+
+
+class _Unsaveable:
+    """Fails half-way through a save, after files were started."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def save(self, path):
+        with open(path, "wb") as file:
+            file.write(b"PK half a zip")
+        raise OSError("disk full")
+
+
+def test_save_model_atomically_replaces_whole_files_or_keeps_the_old_one(tmp_path):
+    import keras
+
+    from training.run_files import save_model_atomically
+
+    path = tmp_path / "model.keras"
+    save_model_atomically(_tiny_model(2), str(path))
+    assert keras.saving.load_model(path).output.shape[-1] == 2
+    with pytest.raises(OSError, match="disk full"):
+        save_model_atomically(_Unsaveable(_tiny_model(5)), str(path))
+    assert keras.saving.load_model(path).output.shape[-1] == 2  # the old one, whole
+    save_model_atomically(_tiny_model(4), str(path))
+    assert keras.saving.load_model(path).output.shape[-1] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_write_folder_atomically_replaces_a_folder_or_keeps_the_old_one(tmp_path):
+    from training.run_files import write_folder_atomically
+
+    def write(content):
+        def fill(folder):
+            for name in ("a.txt", "b.txt"):
+                (Path(folder) / name).write_text(content)
+
+        return fill
+
+    def fail(folder):
+        (Path(folder) / "a.txt").write_text("half")
+        raise RuntimeError("killed")
+
+    target = tmp_path / "preset"
+    write_folder_atomically(str(target), write("one"))
+    with pytest.raises(RuntimeError, match="killed"):
+        write_folder_atomically(str(target), fail)
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"a.txt": "one", "b.txt": "one"}
+    write_folder_atomically(str(target), write("two"))
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"a.txt": "two", "b.txt": "two"}
+    assert [p.name for p in tmp_path.iterdir()] == ["preset"]

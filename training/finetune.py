@@ -628,11 +628,13 @@ def run(args):
             "dev_examples": len(dev_y),
             "init": source,
         }
-        with open(os.path.join(args.model_dir, "eval_results.json"), "w") as file:
-            json.dump(report, file, indent=2)
+        from training.run_files import save_model_atomically, write_text_atomically
+
+        write_text_atomically(
+            os.path.join(args.model_dir, "eval_results.json"), json.dumps(report, indent=2)
+        )
         if not args.no_save:
-            path = os.path.join(args.model_dir, "model.keras")
-            task_model.save(path)
+            path = save_model_atomically(task_model, os.path.join(args.model_dir, "model.keras"))
             print(f"Saved the fine-tuned {type(task_model).__name__} to {path}")
     return task_model, results
 

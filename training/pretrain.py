@@ -328,10 +328,15 @@ def run(args):
             keeper.save(step)
 
     if chief:
+        from training.run_files import save_model_atomically, write_folder_atomically
+
+        def write_preset(folder):
+            backbone.save_to_preset(folder)
+            tokenizer.save_to_preset(folder)
+
         preset_dir = os.path.join(args.model_dir, "preset")
-        backbone.save_to_preset(preset_dir)
-        tokenizer.save_to_preset(preset_dir)
-        pretrainer.save(os.path.join(args.model_dir, "pretrainer.keras"))
+        write_folder_atomically(preset_dir, write_preset)
+        save_model_atomically(pretrainer, os.path.join(args.model_dir, "pretrainer.keras"))
         print(f"Saved the backbone and tokenizer preset to {preset_dir}")
         if args.export_dir:
             from keras_act.export import export_saved_model

@@ -1,5 +1,5 @@
 """Files a training run keeps in its model dir, written so that a reader never
-sees half of one.
+sees half of one, and a run killed while writing leaves the previous copy.
 
 Several processes can share a model dir (the workers of a
 `MultiWorkerMirroredStrategy` on a shared file system, a run restarted while
@@ -10,6 +10,7 @@ which is atomic on POSIX and Windows.
 
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -67,3 +68,66 @@ def record_run_config(model_dir, run_config):
                 f"{path} is not valid JSON ({error}); it records the run's settings, "
                 "so restore it or use another model dir."
             ) from None
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` (a `.keras` file) through a temporary file beside it.
+
+    Args:
+        model: a Keras model.
+        path: str, the `.keras` file to (over)write.
+
+    Returns:
+        `path`.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(staging)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return path
+
+
+def write_folder_atomically(path, write):
+    """Fills a folder through `write(staging_dir)` and moves it to `path`.
+
+    `write` fills a fresh temporary folder beside `path`; only when it
+    returns does that folder replace `path` (an existing `path` is moved
+    aside first and removed after), so `path` always holds a complete
+    copy, old or new, except for the moment between two renames.
+
+    Args:
+        path: str, the folder to (re)write.
+        write: a callable taking the staging folder's path.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    write_folder_atomically("run/preset", lambda d: (backbone.save_to_preset(d),
+                                                     tokenizer.save_to_preset(d)))
+    ```
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=f".writing-{os.path.basename(path)}-")
+    try:
+        write(staging)
+        previous = None
+        if os.path.exists(path):
+            previous = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(path)}-")
+            os.rmdir(previous)
+            os.rename(path, previous)
+        os.rename(staging, path)
+        if previous:
+            shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
