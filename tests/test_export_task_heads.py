@@ -103,6 +103,9 @@ SENTENCES = [
     "",
     "the quick brown fox jumps over the lazy dog near zürich café capital",
     "  spaced\tout\nwords  ",
+    # Multi-byte spaces and U+001C split words (as str.split); U+200B alone
+    # is a word of no pieces, and must not shift the labels of the next ones.
+    "fox \u200b the\u00a0cat\u3000sat\x1cdog \u2009 mat",
 ]
 NUM_TAGS = 5
 
@@ -166,12 +169,16 @@ def _token_classifier_reference(tagger, tokenizer, size):
 
 # --- Question answerer: question and context in, the answer's words out ---
 
-QUESTIONS = ["Where does the fox sleep?", "", "What is it?", "Who?"]
+QUESTIONS = ["Where does the fox sleep?", "", "What is it?", "Who?", "Where?", "Which?"]
 CONTEXTS = [
     "The quick brown fox sleeps on the mat near Zürich, in a café.",
     "a cat",
     "",
     " ".join(["model serving depth layer"] * 10),
+    # Typed "[SEP]"s are context (the closing [SEP] is not); multi-byte
+    # spaces end words without leaving bytes of theirs in the answer.
+    "[SEP] fox [SEP]\u3000café\u00a0[SEP] zürich [SEP]",
+    "[SEP] [SEP]",
 ]
 
 
@@ -215,15 +222,13 @@ def _export_question_answerer(tokenizer, root):
     )
 
 
-def _best_spans(features, logits, sep_token_id, max_answer_length=30):
+def _best_spans(features, logits, max_answer_length=30):
     """Brute force over every span, as the head's contract states."""
     starts, ends, scores = [], [], []
     for row in range(len(logits)):
-        context = np.flatnonzero(
-            (features["segment_ids"][row] == 1)
-            & (features["padding_mask"][row] != 0)
-            & (features["token_ids"][row] != sep_token_id)
-        )
+        closing = features["padding_mask"][row].sum() - 1  # the closing [SEP]
+        context = np.flatnonzero(features["segment_ids"][row] == 1)
+        context = context[context < closing]
         best, best_score = (0, 0), logits[row, 0, 0] + logits[row, 0, 1]
         found = False
         for s in context:
@@ -241,7 +246,7 @@ def _best_spans(features, logits, sep_token_id, max_answer_length=30):
 def _question_answerer_reference(answerer, tokenizer):
     features = answerer.features
     logits = np.asarray(answerer.model(features, training=False), dtype="float64")
-    starts, ends, scores = _best_spans(features, logits, tokenizer.sep_token_id)
+    starts, ends, scores = _best_spans(features, logits)
     return {
         "start_logits": logits[..., 0],
         "end_logits": logits[..., 1],
@@ -350,15 +355,18 @@ def test_regressor_rest_rows(exports, tokenizer):
     np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("key, size", [("texts", 4), ("one", 1)])
+@pytest.mark.parametrize("key, size", [("texts", 5), ("one", 1)])
 def test_token_classifier_labels_words_like_keras(exports, tokenizer, key, size):
     tagger = exports["tagger"]
     expected = _token_classifier_reference(tagger, tokenizer, size)
     outputs = _outputs(tagger.results, key)
     assert_outputs_match(outputs, expected)
-    if size == 4:
+    if size == 5:
         # The long sentence is cut by sequence_length=12: its last words get -1.
         assert (expected["word_labels"][2] == -1).any() and (expected["word_labels"][2][:2] >= 0).all()
+        # The word of no pieces has none; the words after it have theirs.
+        assert outputs["words"][4][:3].tolist() == [b"fox", "\u200b".encode(), b"the"]
+        assert outputs["word_labels"][4][1] == -1 and (outputs["word_labels"][4][2:4] >= 0).all()
 
 
 def test_token_classifier_rest_columnar(exports):
@@ -368,7 +376,7 @@ def test_token_classifier_rest_columnar(exports):
     words = outputs["words"]
     assert words[0][:5] == ["John", "lives", "in", "Reykjavik", "."]
     assert set(words[0][5:]) <= {""} and set(words[1]) == {""}
-    assert np.shape(outputs["word_labels"]) == np.shape(words) == (4, 13)
+    assert np.shape(outputs["word_labels"]) == np.shape(words) == (5, 13)
 
 
 def test_question_answerer_spans_match_keras_and_decode_answers(exports, tokenizer):
@@ -382,7 +390,11 @@ def test_question_answerer_spans_match_keras_and_decode_answers(exports, tokeniz
     # The empty context has no span: the [CLS] span and no text.
     assert (outputs["answer_start"][2], outputs["answer_end"][2]) == (0, 0)
     assert outputs["answer_text"][2] == b""
-    assert all(outputs["answer_text"][i] for i in (0, 1, 3))
+    assert all(outputs["answer_text"][i] for i in (0, 1, 3, 4))
+    for text in outputs["answer_text"]:
+        text.decode("utf-8")  # valid UTF-8, strict
+    # A context of typed [SEP]s only still has an answer among them.
+    assert outputs["answer_text"][5] in (b"[SEP]", b"[SEP] [SEP]")
 
 
 def test_question_answerer_token_id_signature(exports, tokenizer):
@@ -405,7 +417,7 @@ def test_question_answerer_signature_and_bad_requests(exports):
     assert mismatch["code"] == "INVALID_ARGUMENT"
     assert "`question` and `context` must have the same batch size" in mismatch["message"]
     rows = results["rest"]["row"]["body"]["predictions"]
-    assert [bool(row["answer_text"]) for row in rows] == [True, True, False, True]
+    assert [bool(row["answer_text"]) for row in rows] == [True, True, False, True, True, True]
 
 
 def test_question_answerer_head_checks_its_arguments(tokenizer):
@@ -456,3 +468,16 @@ def test_multiple_choice_signature_rest_and_bad_requests(exports, tokenizer):
     np.testing.assert_allclose([row["probabilities"] for row in rows], expected["probabilities"], atol=1e-5)
     error = results["grpc"]["bad/flat_choices"]["error"]
     assert error["code"] == "INVALID_ARGUMENT"
+
+
+def test_command_line_warmup_texts_follow_the_model_inputs(tokenizer):
+    from keras_act.export.__main__ import _split_warmup_texts
+
+    backbone = tiny_backbone(tokenizer.vocabulary_size())
+    tagger = keras_act.AlbertActTokenClassifier(backbone, 3)
+    chooser = keras_act.AlbertActMultipleChoice(backbone)
+    answerer = keras_act.AlbertActQuestionAnswerer(backbone)
+    # One input: "|||" is text like any other.
+    assert _split_warmup_texts(["a ||| b"], tagger, tokenizer, False) == ["a ||| b"]
+    assert _split_warmup_texts(["q|||c"], answerer, tokenizer, False) == [("q", "c")]
+    assert _split_warmup_texts(["p|||x|||y"], chooser, tokenizer, False) == [("p", ["x", "y"])]

@@ -129,3 +129,19 @@ def test_write_folder_atomically_replaces_a_folder_or_keeps_the_old_one(tmp_path
     write_folder_atomically(str(target), write("two"))
     assert {p.name: p.read_text() for p in target.iterdir()} == {"a.txt": "two", "b.txt": "two"}
     assert [p.name for p in tmp_path.iterdir()] == ["preset"]
+
+
+def test_written_files_have_the_default_mode_not_a_private_one(tmp_path):
+    import os
+
+    from training.run_files import save_model_atomically, write_folder_atomically
+
+    umask = os.umask(0o022)
+    try:
+        write_text_atomically(tmp_path / "a.txt", "text")
+        save_model_atomically(_tiny_model(2), str(tmp_path / "m.keras"))
+        write_folder_atomically(str(tmp_path / "preset"), lambda folder: None)
+    finally:
+        os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"a.txt": 0o644, "m.keras": 0o644, "preset": 0o755}

@@ -14,6 +14,14 @@ import shutil
 import tempfile
 
 
+def _give_default_mode(path):
+    """`mkstemp`/`mkdtemp` make private (0600/0700) files and folders; give
+    `path` the mode of any new one (readable by a server or a colleague)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 def write_text_atomically(path, text):
     """Writes `text` (UTF-8) to `path` so that readers see all of it or none.
 
@@ -31,6 +39,7 @@ def write_text_atomically(path, text):
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        _give_default_mode(staging)
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):
@@ -85,6 +94,7 @@ def save_model_atomically(model, path):
     os.close(handle)
     try:
         model.save(staging)
+        _give_default_mode(staging)
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):
@@ -119,6 +129,7 @@ def write_folder_atomically(path, write):
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=f".writing-{os.path.basename(path)}-")
     try:
+        _give_default_mode(staging)
         write(staging)
         previous = None
         if os.path.exists(path):

@@ -46,7 +46,8 @@ def build_parser():
         action="append",
         dest="warmup_texts",
         help="a warm-up text (repeatable; for pair models 'first|||second', for a "
-        "question answerer 'question|||context')",
+        "question answerer 'question|||context', for multiple choice "
+        "'prompt|||choice|||choice...')",
     )
     parser.add_argument(
         "--no-verify",
@@ -54,6 +55,23 @@ def build_parser():
         help="skip loading the export back and running its warm-up requests",
     )
     return parser
+
+
+def _split_warmup_texts(texts, model, preprocessing, pair):
+    """`--warmup-text` values as the signature's inputs: `a|||b` is a pair
+    (sentence pair, question and context), `prompt|||c1|||c2` a prompt and
+    its choices."""
+    from keras_act.export.serving_heads import registered_head_class
+
+    head_cls = registered_head_class(model)
+    names = getattr(head_cls, "text_input_names", None)
+    if getattr(head_cls, "text_input_ranks", None) == (1, 2):
+        return [(text.split("|||")[0], text.split("|||")[1:]) for text in texts]
+    if pair or (names is None and getattr(preprocessing, "num_segments", 1) == 2) or (
+        names is not None and len(names) == 2
+    ):
+        return [tuple(text.split("|||", 1)) if "|||" in text else (text, text) for text in texts]
+    return texts
 
 
 def main(argv=None):
@@ -65,11 +83,8 @@ def main(argv=None):
 
     model, preprocessing = load_for_export(args.model, vocab=args.vocab)
     texts = args.warmup_texts
-    pair = args.pair or getattr(preprocessing, "num_segments", 1) == 2
-    if texts and (pair or any("|||" in text for text in texts)):
-        # Two inputs per request: sentence pairs, or a question answerer's
-        # question and context.
-        texts = [tuple(text.split("|||", 1)) if "|||" in text else (text, text) for text in texts]
+    if texts:
+        texts = _split_warmup_texts(texts, model, preprocessing, args.pair)
     path = export_saved_model(
         model,
         preprocessing,

@@ -304,9 +304,9 @@ def serving_head_for(model, tokenizer, top_k=5):
     Raises:
         ValueError: no head fits the model; the message names its class.
     """
-    for cls in type(model).__mro__:
-        if cls in _SERVING_HEADS:
-            return _SERVING_HEADS[cls](model, tokenizer, top_k=top_k)
+    head_cls = registered_head_class(model)
+    if head_cls is not None:
+        return head_cls(model, tokenizer, top_k=top_k)
     if is_classifier(model, min_classes=2) and _takes_token_ids(model):
         return ClassifierHead(model, tokenizer, top_k=top_k)
     registered = ", ".join(sorted(cls.__name__ for cls in _SERVING_HEADS))
@@ -316,6 +316,15 @@ def serving_head_for(model, tokenizer, top_k=5):
         "output is logits [batch, num_classes >= 2]. Register one with "
         "`keras_act.export.register_serving_head(ModelClass, HeadClass)`."
     )
+
+
+def registered_head_class(model):
+    """The head class registered for the nearest class in the model's MRO,
+    or `None`."""
+    for cls in type(model).__mro__:
+        if cls in _SERVING_HEADS:
+            return _SERVING_HEADS[cls]
+    return None
 
 
 def vocabulary_table(tokenizer, size):

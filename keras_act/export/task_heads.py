@@ -12,7 +12,6 @@ answer's words from `context`.
 """
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 
 from keras_act.export.serving_heads import (
     ClassifierHead,
@@ -24,6 +23,7 @@ from keras_act.models.albert_act_multiple_choice import AlbertActMultipleChoice
 from keras_act.models.albert_act_question_answerer import AlbertActQuestionAnswerer
 from keras_act.models.albert_act_text_regressor import AlbertActTextRegressor
 from keras_act.models.albert_act_token_classifier import AlbertActTokenClassifier
+from keras_act.tokenizers.whitespace import split_words
 
 
 class RegressorHead(ServingHead):
@@ -104,7 +104,7 @@ class TokenClassifierHead(ServingHead):
     @staticmethod
     def words(texts):
         """The whitespace-separated words of `texts["text"]`, ragged `[batch, None]`."""
-        return tf_text.WhitespaceTokenizer().tokenize(texts["text"])
+        return split_words(texts["text"])[0]
 
     def features_from_texts(self, preprocessor, texts):
         return preprocessor(x=self.words(texts))
@@ -113,22 +113,25 @@ class TokenClassifierHead(ServingHead):
         words = self.words(texts)
         features = preprocessor(x=words)
         outputs = self(features)
-        # The first piece of each word: where the word index changes.
+        # The first piece of each word (where the word index changes) gives
+        # the word's label; a word with no pieces (U+200B alone) or cut off
+        # by the window keeps -1.
         word_ids = preprocessor.word_ids(words)
         previous = tf.pad(word_ids[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
-        is_first = tf.logical_and(word_ids >= 0, tf.not_equal(word_ids, previous))
-        num_words = tf.cast(words.bounding_shape(axis=1), tf.int32)
-        batch = tf.shape(word_ids)[0]
+        first_pieces = tf.where(tf.logical_and(word_ids >= 0, tf.not_equal(word_ids, previous)))
+        targets = tf.stack(
+            [tf.cast(first_pieces[:, 0], tf.int32), tf.gather_nd(word_ids, first_pieces)], axis=1
+        )
+        shape = tf.stack([tf.shape(word_ids)[0], tf.cast(words.bounding_shape(axis=1), tf.int32)])
 
         def per_word(values, default):
-            kept = tf.ragged.boolean_mask(values, is_first)  # [batch, kept words]
-            return kept.to_tensor(default_value=default, shape=tf.stack([batch, num_words]))
+            table = tf.fill(shape, tf.constant(default, values.dtype))
+            return tf.tensor_scatter_nd_update(table, targets, tf.gather_nd(values, first_pieces))
 
-        probabilities = outputs["probabilities"]
         outputs.update(
-            words=words.to_tensor(default_value="", shape=tf.stack([batch, num_words])),
+            words=words.to_tensor(default_value="", shape=shape),
             word_labels=per_word(outputs["label"], -1),
-            word_scores=per_word(tf.reduce_max(probabilities, axis=-1), 0.0),
+            word_scores=per_word(tf.reduce_max(outputs["probabilities"], axis=-1), 0.0),
         )
         return outputs, features
 
@@ -138,7 +141,7 @@ class QuestionAnswererHead(ServingHead):
 
     The raw-text signature takes `question` and `context` `[batch]`. The
     best span `start <= end < start + max_answer_length` inside the context
-    part of the window (segment 1, before the last `[SEP]`) is chosen by the
+    part of the window (segment 1, before the closing `[SEP]`) is chosen by the
     sum of its start and end logits, as in `decode_answers`.
 
     Args:
@@ -194,17 +197,17 @@ class QuestionAnswererHead(ServingHead):
         outputs = self._run(features)
         logits = tf.cast(outputs["logits"], tf.float32)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
+        # The context: segment 1 up to, not including, the closing `[SEP]`
+        # (a "[SEP]" typed in the context is context).
+        positions = tf.range(tf.shape(start_logits)[1])
+        closing = tf.reduce_sum(tf.cast(features["padding_mask"] != 0, tf.int32), axis=1) - 1
         in_context = tf.logical_and(
-            tf.logical_and(
-                tf.equal(features["segment_ids"], 1), tf.not_equal(features["padding_mask"], 0)
-            ),
-            tf.not_equal(features["token_ids"], self.tokenizer.sep_token_id),
+            tf.equal(features["segment_ids"], 1), positions[tf.newaxis, :] < closing[:, tf.newaxis]
         )
         # scores[b, s, e] of the span s..e; allowed when both ends are in the
         # context and 0 <= e - s < max_answer_length.
         scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
         length = tf.shape(start_logits)[1]
-        positions = tf.range(length)
         gap = positions[tf.newaxis, :] - positions[:, tf.newaxis]
         allowed = tf.logical_and(
             tf.logical_and(in_context[:, :, tf.newaxis], in_context[:, tf.newaxis, :]),

@@ -4,7 +4,6 @@ spans to packed ids and token spans."""
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_text as tf_text
 from keras_hub.models import Preprocessor
 
 from keras_act.models.albert_act_backbone import AlbertActBackbone
@@ -12,6 +11,7 @@ from keras_act.models.albert_act_token_classifier_preprocessor import (
     check_tokenizer_and_length,
 )
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+from keras_act.tokenizers.whitespace import split_words
 
 
 def _strings(value, name):
@@ -38,7 +38,8 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
     `sequence_length` (no document stride: a context longer than the window
     is truncated).
 
-    The context is split on whitespace and each word tokenized on its own
+    The context is split on whitespace (as Python's `str.split()`) and each
+    word tokenized on its own
     (SentencePiece never makes a piece across whitespace), which maps
     character spans to token spans as BERT's and ALBERT's SQuAD scripts do.
     `y`, when given, is a dict of `answer_start` (the character offset of
@@ -126,9 +127,7 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
         Questions, context words and answers are tokenized in one call (one
         copy of the tokenizer's graph in a `tf.data` pipeline).
         """
-        words, word_starts, word_ends = tf_text.WhitespaceTokenizer().tokenize_with_offsets(
-            contexts
-        )
+        words, word_starts, word_ends = split_words(contexts)
         parts = [questions, words.flat_values] + ([answers] if answers is not None else [])
         ids = self.tokenizer(tf.concat(parts, axis=0)).with_row_splits_dtype(tf.int64)
         batch = tf.shape(questions, out_type=tf.int64)[0]
