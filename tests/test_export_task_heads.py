@@ -386,7 +386,17 @@ def test_question_answerer_spans_match_keras_and_decode_answers(exports, tokeniz
     answers = answerer.preprocessor.decode_answers(
         (_strings(QUESTIONS), _strings(CONTEXTS)), answerer.model(answerer.features)
     )
-    assert_outputs_match(outputs, {**expected, "answer_text": answers})
+    # Context pieces in the window (segment 1 but the closing [SEP]) against
+    # the context's pieces.
+    kept = (answerer.features["segment_ids"] == 1).sum(axis=1) - 1
+    truncated = [
+        kept[i] < sum(len(tokenizer(word)) for word in context.split())
+        for i, context in enumerate(CONTEXTS)
+    ]
+    assert_outputs_match(
+        outputs, {**expected, "answer_text": answers, "context_truncated": np.array(truncated)}
+    )
+    assert truncated[3] and not truncated[1]  # the long context is cut, "a cat" is not
     # The empty context has no span: the [CLS] span and no text.
     assert (outputs["answer_start"][2], outputs["answer_end"][2]) == (0, 0)
     assert outputs["answer_text"][2] == b""

@@ -158,7 +158,10 @@ class QuestionAnswererHead(ServingHead):
         The raw-text signature also returns string `answer_text` `[batch]`:
         the context's words the span covers, in their original spelling.
         A context with no words in the window gives the `[CLS]` span
-        (`0, 0`, `no_answer_score`) and `""`.
+        (`0, 0`, `no_answer_score`) and `""`. It also returns bool
+        `context_truncated` `[batch]`: the context did not fit in the
+        window (there is no document stride), so the answer may lie in its
+        cut-off end.
 
     Example:
 
@@ -253,6 +256,9 @@ class QuestionAnswererHead(ServingHead):
             contexts, tf.where(has_span, starts, 0), tf.where(has_span, ends - starts, 0)
         )
         outputs["answer_text"] = answer
+        # No document stride: a context longer than the window loses its end.
+        total_pieces = tf.reduce_sum(layout["pieces_per_word"], axis=1)
+        outputs["context_truncated"] = layout["context_ids"].row_lengths() < total_pieces
         return outputs, features
 
 
