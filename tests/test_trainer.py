@@ -28,9 +28,9 @@ def make_trainer(strategy, optimizer_name="lamb", loss_scale=False, jit_compile=
             intermediate_dim=32, max_layers=3, max_sequence_length=24,
         )
         pretrainer = keras_act.AlbertActPretrainer(backbone)
-        optimizer = create_optimizer(optimizer_name, 1e-2, total_steps=10, warmup_steps=2)
-        if loss_scale:
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = create_optimizer(
+            optimizer_name, 1e-2, total_steps=10, warmup_steps=2, loss_scaling=loss_scale
+        )
         trainer = DistributedTrainer(
             strategy, pretrainer, optimizer, pretrainer.pretraining_losses, 8,
             jit_compile=jit_compile, statistics_fn=pretrainer.depth_statistics,
@@ -58,7 +58,10 @@ def test_mixed_precision_training_steps(policy):
     for variable in trainer.model.trainable_variables:
         assert variable.dtype == "float32"
     if policy == "mixed_float16":
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
         assert trainer.optimizer.iterations.numpy() >= 1
+    # Every step counts, applied or skipped for overflow.
+    assert trainer.steps_done.numpy() == 3
 
 
 def test_adamw_and_lamb_both_train():

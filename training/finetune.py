@@ -481,7 +481,6 @@ def setup(args):
 
 
 def run(args):
-    import keras
     import tensorflow as tf
 
     if args.cpu_devices:
@@ -517,14 +516,8 @@ def run(args):
             total_steps=steps,
             warmup_steps=int(args.warmup_ratio * steps),
             weight_decay=args.weight_decay,
+            loss_scaling=args.mixed_precision == "float16",
         )
-        if args.mixed_precision == "float16":
-            # Dynamic loss scaling: float16 gradients underflow without it.
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        # Optimizer steps done; the data position of a resumed run (a
-        # float16 step skipped for overflow still consumed its batch, so
-        # `optimizer.iterations` can lag behind).
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         trainer = DistributedTrainer(
             strategy,
             task_model.depth_model,
@@ -541,10 +534,10 @@ def run(args):
             max_to_keep=args.keep_checkpoints,
             model=task_model,
             optimizer=optimizer,
-            step=step_counter,
+            step=trainer.steps_done,
         )
     restored = keeper.restore()
-    step = int(step_counter.numpy())
+    step = int(trainer.steps_done.numpy())
     if chief:
         print(
             f"GLUE {task.name}: {num_train} training and {len(dev_y)} dev examples; "
@@ -573,7 +566,6 @@ def run(args):
     while step < steps:
         sums = trainer.train_step(iterator)
         step += 1
-        step_counter.assign(step)
         for name, value in sums.items():
             window[name] = window.get(name, 0.0) + value
         if step % args.log_every == 0 or step == steps:

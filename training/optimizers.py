@@ -65,6 +65,7 @@ def create_optimizer(
     warmup_steps=0,
     weight_decay=0.01,
     power=1.0,
+    loss_scaling=False,
 ):
     """Creates Keras's LAMB or AdamW with a warm-up + decay schedule.
 
@@ -79,6 +80,8 @@ def create_optimizer(
         warmup_steps: int.
         weight_decay: float.
         power: float, 1 for linear decay.
+        loss_scaling: bool, wrap it in a `keras.optimizers.LossScaleOptimizer`
+            (dynamic loss scaling: float16 gradients underflow without it).
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -93,4 +96,6 @@ def create_optimizer(
     else:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if loss_scaling:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

@@ -240,12 +240,8 @@ def run(args):
             warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
             weight_decay=args.weight_decay,
             power=args.decay_power,
+            loss_scaling=args.mixed_precision == "float16",
         )
-        if args.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        # Optimizer steps done; the data position of a resumed run (a
-        # float16 step skipped for overflow still consumed its batch).
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         trainer = DistributedTrainer(
             strategy,
             pretrainer,
@@ -263,10 +259,10 @@ def run(args):
             max_to_keep=args.keep_checkpoints,
             model=pretrainer,
             optimizer=optimizer,
-            step=step_counter,
+            step=trainer.steps_done,
         )
     restored = keeper.restore()
-    step = int(step_counter.numpy())
+    step = int(trainer.steps_done.numpy())
     if chief and restored:
         print(f"Resumed from {restored} at step {step}")
 
@@ -299,7 +295,6 @@ def run(args):
     while step < args.steps:
         sums = trainer.train_step(iterator)
         step += 1
-        step_counter.assign(step)
         for name, value in sums.items():
             window[name] = window.get(name, 0.0) + value
         if step % args.log_every == 0 or step == args.steps:

@@ -78,6 +78,11 @@ class DistributedTrainer:
         statistics_fn: optional `statistics_fn(features, targets, outputs)`
             returning a dict of `(sum, count)` pairs to report (e.g. mean
             updates by token category).
+
+    `steps_done` (an int64 variable named `step`, checkpoint it) counts the
+    optimizer steps run. It is the data position of a resumed run: a
+    float16 step skipped for overflow consumed its batch but does not
+    advance `optimizer.iterations`.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class DistributedTrainer:
         self._loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         with strategy.scope():
             optimizer.build(model.trainable_variables)
+            self.steps_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._gradients = tf.function(self._micro_batch_gradients, jit_compile=jit_compile)
         self._step = tf.function(self._distributed_step)
 
@@ -172,7 +178,9 @@ class DistributedTrainer:
 
     def train_step(self, iterator):
         """Runs one optimizer step; returns the summed statistics (numpy)."""
-        return {name: float(value) for name, value in self._step(iterator).items()}
+        sums = {name: float(value) for name, value in self._step(iterator).items()}
+        self.steps_done.assign_add(1)
+        return sums
 
 
 def summarize(sums):
