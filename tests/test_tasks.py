@@ -289,6 +289,14 @@ def test_token_classifier_preprocessor_labels_first_pieces(tokenizer):
     expected_words = [-1] + sum(([i] * len(p) for i, p in enumerate(pieces)), []) + [-1]
     np.testing.assert_array_equal(word_ids[0, : len(expected_words)], expected_words)
     assert (word_ids[0, len(expected_words) :] == -1).all()
+    # Both at once, tokenized once: the same features and word ids.
+    ragged = tf.ragged.constant(words)
+    features, both_word_ids = preprocessor.features_and_word_ids(ragged)
+    for name in x:
+        np.testing.assert_array_equal(features[name], x[name])
+    np.testing.assert_array_equal(both_word_ids, word_ids)
+    with pytest.raises(ValueError, match="takes a batch"):
+        preprocessor.features_and_word_ids(["one", "example"])
     # Truncation keeps [CLS] ... [SEP] within the length; one example of words.
     long_x, long_y, _ = preprocessor(["the"] * 20, [7] * 20)
     assert long_x["token_ids"].shape == (12,)
@@ -350,6 +358,10 @@ def test_question_answerer_preprocessor_maps_character_spans(tokenizer):
     starts = [contexts[0].index("yellow"), -1, contexts[2].index("blue"), contexts[3].index("red")]
     texts = ["yellow", "", "blue", "red"]
     x, y = preprocessor(x=(questions, contexts), y={"answer_start": starts, "answer_text": texts})
+    features, layout = preprocessor.features_and_layout(tf.constant(questions), tf.constant(contexts))
+    for name in x:
+        np.testing.assert_array_equal(features[name], x[name])
+    assert layout["word_starts"].to_list()[3] == [0, 6, 10, 16, 19]  # bytes: "été" is 5
     ids = x["token_ids"].numpy()
     segments = x["segment_ids"].numpy()
     # The question is cut to `max_question_length` pieces.

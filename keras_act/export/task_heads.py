@@ -111,12 +111,11 @@ class TokenClassifierHead(ServingHead):
 
     def serve_texts(self, preprocessor, texts):
         words = self.words(texts)
-        features = preprocessor(x=words)
+        features, word_ids = preprocessor.features_and_word_ids(words)
         outputs = self(features)
         # The first piece of each word (where the word index changes) gives
         # the word's label; a word with no pieces (U+200B alone) or cut off
         # by the window keeps -1.
-        word_ids = preprocessor.word_ids(words)
         previous = tf.pad(word_ids[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
         first_pieces = tf.where(tf.logical_and(word_ids >= 0, tf.not_equal(word_ids, previous)))
         targets = tf.stack(
@@ -231,12 +230,11 @@ class QuestionAnswererHead(ServingHead):
         }
 
     def serve_texts(self, preprocessor, texts):
-        questions, contexts = texts["question"], texts["context"]
-        features = self.features_from_texts(preprocessor, texts)
+        contexts = texts["context"]
+        features, layout = preprocessor.features_and_layout(texts["question"], contexts)
         outputs = self(features)
         # Token positions -> context words -> byte offsets in the context.
-        layout = preprocessor._layout(questions, contexts)
-        batch = tf.shape(questions)[0]
+        batch = tf.shape(contexts)[0]
         words = tf.cast(layout["word_starts"].bounding_shape(axis=1), tf.int32)
         shape = tf.stack([batch, words + 1])  # one spare column: a context of no words
         last_piece = tf.cumsum(layout["pieces_per_word"].to_tensor(shape=shape), axis=1)

@@ -162,42 +162,65 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
                 self._check_y(y)
                 answers = tf.reshape(_strings(y["answer_text"], "answer_text"), [-1])
             layout = self._layout(questions, contexts, answers)
-            tokenizer = self.tokenizer
-            question_ids, context_ids = layout["question_ids"], layout["context_ids"]
-            batch = question_ids.nrows()
-            column = lambda value: tf.fill([batch, 1], tf.cast(value, tf.int32))  # noqa: E731
-            ids = tf.concat(
-                [
-                    column(tokenizer.cls_token_id),
-                    tf.cast(question_ids, tf.int32),
-                    column(tokenizer.sep_token_id),
-                    tf.cast(context_ids, tf.int32),
-                    column(tokenizer.sep_token_id),
-                ],
-                axis=1,
-            )
-            segments = tf.concat(
-                [
-                    tf.zeros_like(column(0)),
-                    tf.zeros_like(tf.cast(question_ids, tf.int32)),
-                    tf.zeros_like(column(0)),
-                    tf.ones_like(tf.cast(context_ids, tf.int32)),
-                    tf.ones_like(column(0)),
-                ],
-                axis=1,
-            )
-            shape = [None, self.sequence_length]
-            features = {
-                "token_ids": ids.to_tensor(default_value=tokenizer.pad_token_id, shape=shape),
-                "segment_ids": segments.to_tensor(default_value=0, shape=shape),
-                "padding_mask": tf.ones_like(ids).to_tensor(default_value=0, shape=shape),
-            }
+            features = self._features(layout)
             if y is not None:
                 y = self._token_span(contexts, layout, y, features["token_ids"])
             if single:
                 features = {k: v[0] for k, v in features.items()}
                 y = None if y is None else y[0]
         return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+    def features_and_layout(self, questions, contexts):
+        """The features of a batch and the layout that maps their tokens back
+        to the contexts' words, tokenized once (what a serving signature
+        needs to cut answers out of the contexts).
+
+        Args:
+            questions: a string tensor `[batch]`.
+            contexts: a string tensor `[batch]`.
+
+        Returns:
+            A tuple of the features dict and a dict of `context_ids` (the
+            kept context pieces), `pieces_per_word`, `word_starts`,
+            `word_ends` (byte offsets; all ragged `[batch, None]`) and
+            `context_offset` (int64 `[batch]`, the first context position).
+        """
+        with tf.device("cpu"):
+            layout = self._layout(questions, contexts)
+            return self._features(layout), layout
+
+    def _features(self, layout):
+        """`[CLS] question [SEP] context [SEP]`, padded: the model inputs."""
+        tokenizer = self.tokenizer
+        question_ids, context_ids = layout["question_ids"], layout["context_ids"]
+        batch = question_ids.nrows()
+        column = lambda value: tf.fill([batch, 1], tf.cast(value, tf.int32))  # noqa: E731
+        ids = tf.concat(
+            [
+                column(tokenizer.cls_token_id),
+                tf.cast(question_ids, tf.int32),
+                column(tokenizer.sep_token_id),
+                tf.cast(context_ids, tf.int32),
+                column(tokenizer.sep_token_id),
+            ],
+            axis=1,
+        )
+        segments = tf.concat(
+            [
+                tf.zeros_like(column(0)),
+                tf.zeros_like(tf.cast(question_ids, tf.int32)),
+                tf.zeros_like(column(0)),
+                tf.ones_like(tf.cast(context_ids, tf.int32)),
+                tf.ones_like(column(0)),
+            ],
+            axis=1,
+        )
+        shape = [None, self.sequence_length]
+        return {
+            "token_ids": ids.to_tensor(default_value=tokenizer.pad_token_id, shape=shape),
+            "segment_ids": segments.to_tensor(default_value=0, shape=shape),
+            "padding_mask": tf.ones_like(ids).to_tensor(default_value=0, shape=shape),
+        }
 
     def _check_y(self, y):
         if not isinstance(y, dict) or set(y) != {"answer_start", "answer_text"}:

@@ -133,18 +133,21 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
         words, single = to_ragged_words(x)
         return word_pieces(self.tokenizer, words), single
 
+    def _features(self, pieces):
+        """The packed model inputs of `[batch, words, pieces]` ids."""
+        tokenizer = self.tokenizer
+        ids = self._pack(pieces.merge_dims(1, 2), tokenizer.cls_token_id, tokenizer.sep_token_id, -1)
+        padding_mask = tf.not_equal(ids, -1)
+        return {
+            "token_ids": tf.where(padding_mask, ids, tokenizer.pad_token_id),
+            "segment_ids": tf.zeros_like(ids),
+            "padding_mask": tf.cast(padding_mask, "int32"),
+        }
+
     def call(self, x, y=None, sample_weight=None):
         with tf.device("cpu"):
             pieces, single = self._word_rows(x)
-            token_ids = pieces.merge_dims(1, 2)
-            tokenizer = self.tokenizer
-            ids = self._pack(token_ids, tokenizer.cls_token_id, tokenizer.sep_token_id, -1)
-            padding_mask = tf.not_equal(ids, -1)
-            features = {
-                "token_ids": tf.where(padding_mask, ids, tokenizer.pad_token_id),
-                "segment_ids": tf.zeros_like(ids),
-                "padding_mask": tf.cast(padding_mask, "int32"),
-            }
+            features = self._features(pieces)
             if y is not None:
                 labels = self._token_labels(pieces, y)
                 weights = tf.cast(tf.not_equal(labels, IGNORE_LABEL), tf.float32)
@@ -190,15 +193,33 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
         back into word predictions (read the first piece of each word)."""
         with tf.device("cpu"):
             pieces, single = self._word_rows(x)
-            per_word = pieces.values  # [total words, pieces]
-            total_words = tf.shape(per_word.row_splits, out_type=tf.int64)[0] - 1
-            word_in_example = tf.range(total_words) - tf.gather(
-                pieces.row_splits, pieces.value_rowids()
-            )
-            word_index = tf.gather(word_in_example, per_word.value_rowids())
-            rows = pieces.with_flat_values(tf.cast(word_index, tf.int32)).merge_dims(1, 2)
-            ids = self._pack(rows, -1, -1, -1)
+            ids = self._word_ids(pieces)
             return ids[0] if single else ids
+
+    def features_and_word_ids(self, x):
+        """The features of a batch of words and their `word_ids`, tokenized
+        once (what a serving signature needs to label words).
+
+        Args:
+            x: a batch of words, as for `call`.
+
+        Returns:
+            A tuple of the features dict and int32 `word_ids`
+            `[batch, sequence_length]`.
+        """
+        with tf.device("cpu"):
+            pieces, single = self._word_rows(x)
+            if single:
+                raise ValueError("`features_and_word_ids` takes a batch of examples.")
+            return self._features(pieces), self._word_ids(pieces)
+
+    def _word_ids(self, pieces):
+        per_word = pieces.values  # [total words, pieces]
+        total_words = tf.shape(per_word.row_splits, out_type=tf.int64)[0] - 1
+        word_in_example = tf.range(total_words) - tf.gather(pieces.row_splits, pieces.value_rowids())
+        word_index = tf.gather(word_in_example, per_word.value_rowids())
+        rows = pieces.with_flat_values(tf.cast(word_index, tf.int32)).merge_dims(1, 2)
+        return self._pack(rows, -1, -1, -1)
 
     def get_config(self):
         config = super().get_config()
