@@ -364,15 +364,13 @@ def build_task(args, backbone, tokenizer):
 
 def check_run_config(model_dir, run_config):
     """Refuses to resume a model dir that holds another run's checkpoints."""
-    from training.run_files import record_run_config
+    from training.run_files import differing_keys, record_run_config
 
     try:
         previous = record_run_config(model_dir, run_config)
     except ValueError as error:
         raise SetupError(str(error)) from None
-    differing = sorted(
-        key for key in set(previous) | set(run_config) if previous.get(key) != run_config.get(key)
-    )
+    differing = differing_keys(previous, run_config)
     if differing:
         raise SetupError(
             f"{model_dir} holds checkpoints of another fine-tuning run (it differs in "

@@ -159,15 +159,11 @@ def backbone_config(args, vocabulary_size):
 
 def check_run_config(model_dir, run_config):
     """Refuses to resume a model dir that holds another architecture."""
-    from training.run_files import record_run_config
+    from training.run_files import differing_keys, record_run_config
 
     previous = record_run_config(model_dir, run_config)
-    if previous["backbone"] != run_config["backbone"]:
-        differing = sorted(
-            key
-            for key in set(previous["backbone"]) | set(run_config["backbone"])
-            if previous["backbone"].get(key) != run_config["backbone"].get(key)
-        )
+    differing = differing_keys(previous["backbone"], run_config["backbone"])
+    if differing:
         raise ValueError(
             f"{model_dir} holds a checkpoint of another architecture (differs in "
             f"{differing}); use another --model-dir or the same configuration."

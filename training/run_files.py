@@ -16,7 +16,9 @@ import tempfile
 
 def _give_default_mode(path):
     """`mkstemp`/`mkdtemp` make private (0600/0700) files and folders; give
-    `path` the mode of any new one (readable by a server or a colleague)."""
+    `path` the mode of any new one (readable by a server or a colleague).
+    (`keras_act.export.atomic` does the same for exported versions; this
+    module stays free of TensorFlow imports.)"""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
@@ -46,6 +48,11 @@ def write_text_atomically(path, text):
             os.remove(staging)
         raise
     return path
+
+
+def differing_keys(previous, current):
+    """The sorted keys whose values differ between two dicts (or are in one only)."""
+    return sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
 
 
 def record_run_config(model_dir, run_config):
