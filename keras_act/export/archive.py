@@ -118,7 +118,7 @@ def export_saved_model(
     texts = _warmup_texts(warmup_texts, head, input_names)
     # Builds the preprocessor (a tracked layer must be built) and gives the
     # token-id warm-up request.
-    requests = warmup.warmup_requests(preprocessor, texts, input_names, head=head)
+    requests = warmup.warmup_requests(preprocessor, texts, input_names, head)
 
     archive = build_export_archive(
         model, preprocessor, head, pair=None if head.text_input_names else len(input_names) == 2

@@ -50,7 +50,7 @@ def predict_request(model_name, signature_name, inputs):
     return request
 
 
-def warmup_requests(preprocessor, texts, input_names, head=None):
+def warmup_requests(preprocessor, texts, input_names, head):
     """The warm-up requests of an export, as `(signature_name, inputs)` pairs.
 
     One raw-text request with the first text alone (batch of one), one with
@@ -62,12 +62,11 @@ def warmup_requests(preprocessor, texts, input_names, head=None):
             when `input_names` has two names.
         input_names: the names of the raw-text signature's inputs.
         head: the export's `ServingHead` (its `features_from_texts` gives
-            the token-id request); `None` calls the preprocessor directly.
+            the token-id request).
 
     Returns:
         A list of `(signature_name, {input name: np.ndarray})`.
     """
-    from keras_act.export.serving_heads import ServingHead
     from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, TOKEN_INPUTS
 
     if len(input_names) == 2:
@@ -75,8 +74,7 @@ def warmup_requests(preprocessor, texts, input_names, head=None):
     else:
         columns = [np.array(list(texts), dtype=object)]
     text_inputs = dict(zip(input_names, columns, strict=True))
-    features_from_texts = (head or ServingHead(None, None)).features_from_texts
-    features = features_from_texts(
+    features = head.features_from_texts(
         preprocessor, {name: tf.constant(value) for name, value in text_inputs.items()}
     )
     return [
