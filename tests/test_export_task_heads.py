@@ -396,6 +396,15 @@ def test_question_answerer_spans_match_keras_and_decode_answers(exports, tokeniz
     assert_outputs_match(
         outputs, {**expected, "answer_text": answers, "context_truncated": np.array(truncated)}
     )
+    # The same texts from the brute-force spans, in plain Python: the words
+    # (str.split) whose pieces the span touches.
+    for i, context in enumerate(CONTEXTS):
+        start, end = expected["answer_start"][i], expected["answer_end"][i]
+        words = context.split()
+        token_word = [w for w, word in enumerate(words) for _ in range(len(tokenizer(word)))]
+        base = int(np.argmax(answerer.features["segment_ids"][i] == 1))
+        text = " ".join(words[token_word[start - base] : token_word[end - base] + 1]) if start else ""
+        assert outputs["answer_text"][i].decode("utf-8").split() == text.split(), i
     assert truncated[3] and not truncated[1]  # the long context is cut, "a cat" is not
     # The empty context has no span: the [CLS] span and no text.
     assert (outputs["answer_start"][2], outputs["answer_end"][2]) == (0, 0)

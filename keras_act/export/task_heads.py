@@ -21,6 +21,7 @@ from keras_act.export.serving_heads import (
 )
 from keras_act.models.albert_act_multiple_choice import AlbertActMultipleChoice
 from keras_act.models.albert_act_question_answerer import AlbertActQuestionAnswerer
+from keras_act.models.albert_act_question_answerer_preprocessor import best_answer_spans
 from keras_act.models.albert_act_text_regressor import AlbertActTextRegressor
 from keras_act.models.albert_act_token_classifier import AlbertActTokenClassifier
 from keras_act.tokenizers.whitespace import split_words
@@ -197,63 +198,21 @@ class QuestionAnswererHead(ServingHead):
 
     def __call__(self, features):
         outputs = self._run(features)
-        logits = tf.cast(outputs["logits"], tf.float32)
-        start_logits, end_logits = logits[..., 0], logits[..., 1]
-        # The context: segment 1 up to, not including, the closing `[SEP]`
-        # (a "[SEP]" typed in the context is context).
-        positions = tf.range(tf.shape(start_logits)[1])
-        closing = tf.reduce_sum(tf.cast(features["padding_mask"] != 0, tf.int32), axis=1) - 1
-        in_context = tf.logical_and(
-            tf.equal(features["segment_ids"], 1), positions[tf.newaxis, :] < closing[:, tf.newaxis]
+        spans = best_answer_spans(
+            tf.cast(outputs["logits"], tf.float32),
+            features["segment_ids"],
+            features["padding_mask"],
+            self.max_answer_length,
         )
-        # scores[b, s, e] of the span s..e; allowed when both ends are in the
-        # context and 0 <= e - s < max_answer_length.
-        scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
-        length = tf.shape(start_logits)[1]
-        gap = positions[tf.newaxis, :] - positions[:, tf.newaxis]
-        allowed = tf.logical_and(
-            tf.logical_and(in_context[:, :, tf.newaxis], in_context[:, tf.newaxis, :]),
-            tf.logical_and(gap >= 0, gap < self.max_answer_length)[tf.newaxis],
-        )
-        flat = tf.reshape(tf.where(allowed, scores, -float("inf")), [tf.shape(scores)[0], -1])
-        best = tf.argmax(flat, axis=-1, output_type=tf.int32)
-        has_span = tf.reduce_any(tf.reshape(allowed, tf.shape(flat)), axis=-1)
-        no_answer_score = start_logits[:, 0] + end_logits[:, 0]
-        return {
-            "start_logits": start_logits,
-            "end_logits": end_logits,
-            "answer_start": tf.where(has_span, best // length, 0),
-            "answer_end": tf.where(has_span, best % length, 0),
-            "answer_score": tf.where(has_span, tf.reduce_max(flat, axis=-1), no_answer_score),
-            "no_answer_score": no_answer_score,
-            "updates": outputs["updates"],
-        }
+        return {**spans, "updates": outputs["updates"]}
 
     def serve_texts(self, preprocessor, texts):
         contexts = texts["context"]
         features, layout = preprocessor.features_and_layout(texts["question"], contexts)
         outputs = self(features)
-        # Token positions -> context words -> byte offsets in the context.
-        batch = tf.shape(contexts)[0]
-        words = tf.cast(layout["word_starts"].bounding_shape(axis=1), tf.int32)
-        shape = tf.stack([batch, words + 1])  # one spare column: a context of no words
-        last_piece = tf.cumsum(layout["pieces_per_word"].to_tensor(shape=shape), axis=1)
-        word_starts = layout["word_starts"].to_tensor(shape=shape)
-        word_ends = layout["word_ends"].to_tensor(shape=shape)
-        base = tf.cast(layout["context_offset"], tf.int32)
-
-        def word_at(position):
-            piece = tf.cast(position - base, last_piece.dtype)[:, tf.newaxis]
-            word = tf.searchsorted(last_piece, piece, side="right", out_type=tf.int32)
-            return tf.minimum(word[:, 0], words)
-
-        starts = tf.gather(word_starts, word_at(outputs["answer_start"]), batch_dims=1)
-        ends = tf.gather(word_ends, word_at(outputs["answer_end"]), batch_dims=1)
-        has_span = outputs["answer_start"] > 0  # a context of no words: `[CLS]`
-        answer = tf.strings.substr(
-            contexts, tf.where(has_span, starts, 0), tf.where(has_span, ends - starts, 0)
+        outputs["answer_text"] = preprocessor.answer_texts(
+            contexts, layout, outputs["answer_start"], outputs["answer_end"]
         )
-        outputs["answer_text"] = answer
         # No document stride: a context longer than the window loses its end.
         total_pieces = tf.reduce_sum(layout["pieces_per_word"], axis=1)
         outputs["context_truncated"] = layout["context_ids"].row_lengths() < total_pieces

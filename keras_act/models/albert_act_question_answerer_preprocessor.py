@@ -27,6 +27,59 @@ def _strings(value, name):
     return value
 
 
+def best_answer_spans(span_logits, segment_ids, padding_mask, max_answer_length=30):
+    """The best answer span of each window, in the graph.
+
+    The span `start <= end < start + max_answer_length` inside the context
+    (segment 1, before the closing `[SEP]`; a "[SEP]" typed in the context is
+    context) with the largest `start_logit + end_logit`; among equal scores
+    the first start, then the first end.
+
+    Args:
+        span_logits: float `[batch, seq, 2]`, the `AlbertActQuestionAnswerer`
+            output (scores are summed in its dtype).
+        segment_ids: int `[batch, seq]`.
+        padding_mask: int or bool `[batch, seq]`.
+        max_answer_length: int, the longest answer in pieces.
+
+    Returns:
+        A dict of `start_logits`, `end_logits` `[batch, seq]`, int32
+        `answer_start`, `answer_end` `[batch]` (`0, 0`, the `[CLS]` span, when
+        the context is empty), `answer_score` (`no_answer_score` then) and
+        `no_answer_score` (the `[CLS]` span's score, as in SQuAD 2.0).
+    """
+    start_logits, end_logits = span_logits[..., 0], span_logits[..., 1]
+    length = tf.shape(start_logits)[1]
+    positions = tf.range(length)
+    closing = tf.reduce_sum(tf.cast(tf.not_equal(padding_mask, 0), tf.int32), axis=1) - 1
+    in_context = tf.logical_and(
+        tf.equal(segment_ids, 1), positions[tf.newaxis, :] < closing[:, tf.newaxis]
+    )
+    # scores[b, s, e] of the span s..e, allowed when both ends are in the
+    # context and 0 <= e - s < max_answer_length.
+    scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
+    gap = positions[tf.newaxis, :] - positions[:, tf.newaxis]
+    allowed = tf.logical_and(
+        tf.logical_and(in_context[:, :, tf.newaxis], in_context[:, tf.newaxis, :]),
+        tf.logical_and(gap >= 0, gap < max_answer_length)[tf.newaxis],
+    )
+    flat = tf.reshape(
+        tf.where(allowed, scores, tf.constant(-float("inf"), scores.dtype)),
+        [tf.shape(scores)[0], -1],
+    )
+    best = tf.argmax(flat, axis=-1, output_type=tf.int32)  # row-major: first s, then e
+    has_span = tf.reduce_any(tf.reshape(allowed, tf.shape(flat)), axis=-1)
+    no_answer_score = start_logits[:, 0] + end_logits[:, 0]
+    return {
+        "start_logits": start_logits,
+        "end_logits": end_logits,
+        "answer_start": tf.where(has_span, best // length, 0),
+        "answer_end": tf.where(has_span, best % length, 0),
+        "answer_score": tf.where(has_span, tf.reduce_max(flat, axis=-1), no_answer_score),
+        "no_answer_score": no_answer_score,
+    }
+
+
 @keras.saving.register_keras_serializable(package="keras_act")
 class AlbertActQuestionAnswererPreprocessor(Preprocessor):
     """Preprocessor of `AlbertActQuestionAnswerer` (SQuAD-style extractive QA).
@@ -321,36 +374,50 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
             A list of strings (a string for one example).
         """
         questions, contexts, single = self._inputs(x)
-        layout = self._layout(questions, contexts)
+        features, layout = self.features_and_layout(questions, contexts)
         logits = np.asarray(keras.ops.convert_to_numpy(span_logits), dtype="float64")
         if single:
             logits = logits[np.newaxis]
-        answers = []
-        for i in range(len(logits)):
-            counts = layout["pieces_per_word"][i].numpy()
-            token_word = np.repeat(np.arange(len(counts)), counts)
-            base = int(layout["context_offset"][i])
-            kept = int(layout["context_ids"][i].shape[0])
-            start_logits = logits[i, base : base + kept, 0]
-            end_logits = logits[i, base : base + kept, 1]
-            best, best_score = None, -np.inf
-            for s in range(kept):
-                stop = min(kept, s + max_answer_length)
-                if stop <= s:
-                    continue
-                e = s + int(np.argmax(end_logits[s:stop]))
-                score = start_logits[s] + end_logits[e]
-                if score > best_score:
-                    best, best_score = (s, e), score
-            if best is None:
-                answers.append("")
-                continue
-            context = contexts[i].numpy()
-            first, last = token_word[best[0]], token_word[best[1]]
-            start_byte = int(layout["word_starts"][i][first])
-            end_byte = int(layout["word_ends"][i][last])
-            answers.append(context[start_byte:end_byte].decode("utf-8", errors="replace"))
+        spans = best_answer_spans(
+            tf.constant(logits), features["segment_ids"], features["padding_mask"], max_answer_length
+        )
+        texts = self.answer_texts(contexts, layout, spans["answer_start"], spans["answer_end"])
+        answers = [text.decode("utf-8", errors="replace") for text in texts.numpy()]
         return answers[0] if single else answers
+
+    def answer_texts(self, contexts, layout, answer_start, answer_end):
+        """The context text of token spans, from the first to the last word
+        they touch (whole words, original spelling), in the graph.
+
+        Args:
+            contexts: the string tensor `[batch]` of the contexts.
+            layout: the layout of `features_and_layout`.
+            answer_start: int32 `[batch]`, the first token of each span (0,
+                the `[CLS]` span: no answer).
+            answer_end: int32 `[batch]`, the last token (inclusive).
+
+        Returns:
+            A string tensor `[batch]` (`""` for no answer).
+        """
+        batch = tf.shape(contexts)[0]
+        words = tf.cast(layout["word_starts"].bounding_shape(axis=1), tf.int32)
+        shape = tf.stack([batch, words + 1])  # one spare column: a context of no words
+        last_piece = tf.cumsum(layout["pieces_per_word"].to_tensor(shape=shape), axis=1)
+        word_starts = layout["word_starts"].to_tensor(shape=shape)
+        word_ends = layout["word_ends"].to_tensor(shape=shape)
+        base = tf.cast(layout["context_offset"], tf.int32)
+
+        def word_at(position):
+            piece = tf.cast(position - base, last_piece.dtype)[:, tf.newaxis]
+            word = tf.searchsorted(last_piece, piece, side="right", out_type=tf.int32)
+            return tf.minimum(word[:, 0], words)
+
+        starts = tf.gather(word_starts, word_at(answer_start), batch_dims=1)
+        ends = tf.gather(word_ends, word_at(answer_end), batch_dims=1)
+        has_span = answer_start > 0
+        return tf.strings.substr(
+            contexts, tf.where(has_span, starts, 0), tf.where(has_span, ends - starts, 0)
+        )
 
     def get_config(self):
         config = super().get_config()
