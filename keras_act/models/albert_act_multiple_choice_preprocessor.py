@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras_act.models.albert_act_text_classifier_preprocessor import (
     AlbertActTextClassifierPreprocessor,
 )
+from keras_act.tokenizers.albert_act_preprocessor import is_two_part_x
 
 
 def _string_tensor(value, name):
@@ -57,13 +58,7 @@ class AlbertActMultipleChoicePreprocessor(AlbertActTextClassifierPreprocessor):
     num_segments = 2
 
     def __call__(self, *args, **kwargs):
-        if (
-            len(args) == 1
-            and type(args[0]) is tuple
-            and len(args[0]) == 2
-            and not isinstance(args[0][0], tuple)
-            and _looks_like_choices(args[0][1])
-        ):
+        if is_two_part_x(args, _looks_like_choices):
             # `preprocessor((prompts, choices))`: the tuple is `x`.
             return keras.layers.Layer.__call__(self, *args, **kwargs)
         return super().__call__(*args, **kwargs)

@@ -10,6 +10,7 @@ from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.models.albert_act_token_classifier_preprocessor import (
     check_tokenizer_and_length,
 )
+from keras_act.tokenizers.albert_act_preprocessor import is_two_part_x
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
 from keras_act.tokenizers.whitespace import split_words
 
@@ -150,13 +151,7 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
         self.built = True
 
     def __call__(self, *args, **kwargs):
-        if (
-            len(args) == 1
-            and type(args[0]) is tuple
-            and len(args[0]) == 2
-            and not isinstance(args[0][0], tuple)
-            and not isinstance(args[0][1], dict)
-        ):
+        if is_two_part_x(args, lambda second: not isinstance(second, dict)):
             # `preprocessor((questions, contexts))`: the tuple is `x`, not
             # `(x, y)` (`y` is a dict).
             return keras.layers.Layer.__call__(self, *args, **kwargs)

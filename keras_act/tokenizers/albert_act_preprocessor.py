@@ -164,12 +164,7 @@ class AlbertActPairPreprocessor(AlbertActPreprocessor):
     num_segments = 2
 
     def __call__(self, *args, **kwargs):
-        if (
-            len(args) == 1
-            and type(args[0]) is tuple
-            and len(args[0]) == 2
-            and not isinstance(args[0][0], tuple)
-        ):
+        if is_two_part_x(args):
             # `preprocessor((a, b))`: the tuple is the pair `x`, not `(x, y)`.
             return keras.layers.Layer.__call__(self, *args, **kwargs)
         return super().__call__(*args, **kwargs)
@@ -182,6 +177,27 @@ class AlbertActPairPreprocessor(AlbertActPreprocessor):
                 f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
             )
         return x
+
+
+def is_two_part_x(args, second_fits=None):
+    """Whether `preprocessor((a, b))` passes a two-part `x` (a sentence pair,
+    a question and its context, a prompt and its choices) rather than the
+    `(x, y)` that keras-hub's `Preprocessor.__call__` unpacks.
+
+    Args:
+        args: the positional arguments of the call.
+        second_fits: optional predicate on `b` (e.g. "not a `y` dict").
+
+    Returns:
+        bool; when true, call `keras.layers.Layer.__call__` directly.
+    """
+    return (
+        len(args) == 1
+        and type(args[0]) is tuple
+        and len(args[0]) == 2
+        and not isinstance(args[0][0], tuple)
+        and (second_fits is None or second_fits(args[0][1]))
+    )
 
 
 def _to_tensor(value):
