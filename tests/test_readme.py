@@ -1,6 +1,7 @@
 """The README's commands and quick start work as written."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,24 @@ def first_commands():
 
 def test_readme_starts_with_setup_main_job_and_tests():
     setup, main_job, tests = first_commands()
-    assert setup == 'pip install -e ".[dev]"'
+    # One line: a fresh virtualenv (Debian/Ubuntu refuse pip in the system
+    # Python), activated, and everything installed into it.
+    assert setup == 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"'
     assert main_job == "python -m training.pretrain"
     assert tests == "python -m pytest"
-    # CI installs and tests exactly as the README says.
-    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    assert setup in ci and tests in ci
+
+
+def test_ci_runs_the_readme_setup_and_tests_in_a_fresh_virtualenv_outside_the_clone(tmp_path):
+    """.ci/run takes its set-up and test lines from the README itself."""
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "mktemp -d" in ci and "readme_command 1" in ci and "readme_command 3" in ci
+    # The extraction .ci/run uses gives exactly the README's lines.
+    script = ci[ci.index("readme_command() {") : ci.index("setup_line=")]
+    out = subprocess.run(
+        ["bash", "-c", script + "readme_command 1; readme_command 2; readme_command 3"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert out == first_commands()
 
 
 def test_quick_start_runs_on_the_authors_base_checkpoint(shared_dir):
