@@ -43,6 +43,8 @@ setup(
             # legacy pytorch_model.bin with weights_only=True.
             "transformers>=4.40,<5",
             "torch==2.13.0",
+            # tests/test_glue.py checks the GLUE correlations against scipy.stats.
+            "scipy>=1.11,<2",
             # Executing the Colab notebook in CI.
             "nbclient>=0.10,<1",
             "nbformat>=5.10,<6",
