@@ -6,16 +6,24 @@ protos) and cannot import keras-act. This module, on the test side, builds
 `PredictRequest` protos (with `tensorflow-serving-api`) and REST bodies, runs
 a plan through that process and decodes its answers.
 
-Plan keys (all optional except `version_dir`): `ops` (bool: list the graph's
-ops against the op registry), `warmup` (bool: run the warm-up file), `grpc`
-(`{key: PredictRequest}`), `rest` (`{key: JSON body}`), `raw` (`{key:
-{"signature", "feeds"}}`: plain `Session.run` on tensor names) and `load`
-(`{"requests": [PredictRequest], "threads", "total"}`).
+Plan keys (all optional; without `version_dir` only the isolation report is
+made): `loader` (`"session"`, the default: the TF1 session loader, as the
+model server; `"saved_model_load"`: `tf.saved_model.load`, `grpc` requests
+only), `ops` (bool: list the graph's ops against the op registry), `warmup`
+(bool: run the warm-up file), `grpc` (`{key: PredictRequest}`, sent in
+order), `rest` (`{key: JSON body}`), `raw` (`{key: {"signature", "feeds"}}`:
+plain `Session.run` on tensor names) and `load` (`{"requests":
+[PredictRequest], "threads", "total"}`).
+
+The child runs with `-I -S`, so it neither knows a virtualenv nor runs `.pth`
+files: it is given this process's site-packages folders
+(`parent_site_packages`).
 """
 
 import base64
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -25,7 +33,32 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-SESSION_SCRIPT = Path(__file__).resolve().with_name("serving_session.py")
+REPO = Path(__file__).resolve().parents[1]
+SESSION_SCRIPT = REPO / "tests" / "serving_session.py"
+
+
+def parent_site_packages():
+    """The site-packages folders of this interpreter, for the isolated child.
+
+    `site.getsitepackages()` here, in the calling process, where `site` has
+    read the virtualenv's `pyvenv.cfg` (the child runs with `-S` and would
+    get the base interpreter's folders), and the user site-packages when
+    this process uses it (`pip install --user`). The repository itself is
+    never one of them; an editable install of keras-act lives in a `.pth`
+    hook that the child does not run.
+
+    Returns:
+        A list of existing folders.
+    """
+    candidates = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and site.getusersitepackages() in sys.path:
+        candidates.append(site.getusersitepackages())
+    folders = []
+    for folder in candidates:
+        path = Path(folder).resolve()
+        if path.is_dir() and path != REPO and str(path) not in folders:
+            folders.append(str(path))
+    return folders
 
 
 def predict_request(signature_name, inputs, model_name="model", output_filter=()):
@@ -78,7 +111,16 @@ def run_isolated(plan, timeout=600):
         }
         env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         completed = subprocess.run(
-            [sys.executable, "-I", "-S", str(SESSION_SCRIPT), plan_path, results_path],
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                str(SESSION_SCRIPT),
+                "--site-packages",
+                os.pathsep.join(parent_site_packages()),
+                plan_path,
+                results_path,
+            ],
             cwd=work,
             env=env,
             capture_output=True,
@@ -97,7 +139,8 @@ def run_isolated(plan, timeout=600):
 
 def _encode_plan(plan):
     plan = dict(plan)
-    plan["version_dir"] = os.path.abspath(plan["version_dir"])
+    if plan.get("version_dir") is not None:
+        plan["version_dir"] = os.path.abspath(plan["version_dir"])
     plan["grpc"] = {key: _encode(request) for key, request in plan.get("grpc", {}).items()}
     plan["rest"] = {
         key: body if isinstance(body, str) else json.dumps(body)
@@ -109,14 +152,14 @@ def _encode_plan(plan):
 
 
 def _decode_results(results):
-    for key, answer in results["grpc"].items():
+    for key, answer in results.get("grpc", {}).items():
         results["grpc"][key] = decode_answer(answer)
     for index, answer in enumerate(results.get("warmup", [])):
         results["warmup"][index] = dict(
             decode_answer(answer),
             request=predict_pb2.PredictRequest.FromString(base64.b64decode(answer["request"])),
         )
-    for answer in results["rest"].values():
+    for answer in results.get("rest", {}).values():
         answer["body"] = json.loads(answer["body"])
     return results
 

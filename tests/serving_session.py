@@ -1,27 +1,40 @@
 """A stand-in for the TensorFlow Serving model server, run in an isolated process.
 
-The model server cannot be installed here, so this script loads an exported
-version the way it does (the TF1 session loader on the `serve` tag, then the
-SignatureDefs' tensor names, as `saved_model_cli run`), in a process that
-imports only `tensorflow`, `tensorflow_text` and the `tensorflow_serving.apis`
-protocol buffers, and that cannot import keras-act:
+This is a test tool, not part of keras-act. The model server cannot be
+installed here, so this script loads an exported version the way it does (the
+TF1 session loader on the `serve` tag, then the SignatureDefs' tensor names,
+as `saved_model_cli run`), in a process that imports only `tensorflow`,
+`tensorflow_text` and the `tensorflow_serving.apis` protocol buffers, and that
+cannot import keras-act:
 
-    python -I -S tests/serving_session.py PLAN.json RESULTS.json
+    python -I -S tests/serving_session.py --site-packages DIR[:DIR...] PLAN.json RESULTS.json
 
 (`-I -S`: no current folder, no user site, no `.pth` files, so no editable
 install of keras-act on the path; a `sys.meta_path` blocker refuses
-`keras_act`, `keras_hub` and `training` besides.)
+`keras_act`, `keras_hub` and `training` besides.) Under `-S` the interpreter
+does not know it runs in a virtualenv (`site` reads `pyvenv.cfg`), so the
+caller names the site-packages folders to search: its own
+(`site.getsitepackages()` in the calling process, see
+`tests/serving_client.py`), which the child adds to `sys.path` without
+running their `.pth` files.
 
-It answers `PredictRequest` protos (gRPC), REST `:predict` JSON bodies (row
-`instances` and columnar `inputs`, converted to the signature's tensors with
-the server's JSON rules), runs the warm-up file, lists the graph's ops against
-the op registry, and runs a multi-threaded load test against the one session.
-`tests/serving_client.py` writes plans and reads results.
+What TensorFlow answers is our graph's behaviour: outputs, and errors raised
+while running the graph (`tf.errors.OpError`, whose code and message are
+passed on unchanged). The rest is this tool's own approximation of the
+server, written here and not to be taken as the package's behaviour or the
+server's exact words: the REST/JSON conversion (row `instances` and columnar
+`inputs` to tensors, responses to JSON), and the request checks the server
+makes before running a graph (unknown signature, missing or extra inputs,
+unparsable tensors). It also runs the warm-up file, lists the graph's ops
+against the op registry, loads a version with `tf.saved_model.load` instead
+(`"loader": "saved_model_load"`), and runs a multi-threaded load test against
+the one session. `tests/serving_client.py` writes plans and reads results.
 """
 
 import sys
 
 BLOCKED_PACKAGES = ("keras_act", "keras_hub", "training")
+SITE_PACKAGES_FLAG = "--site-packages"
 
 
 class _BlockedImports:
@@ -37,21 +50,37 @@ class _BlockedImports:
         return None
 
 
-def _isolate():
+def _isolate(argv):
+    """Checks the flags, adds the given site-packages folders to `sys.path`
+    (without processing their `.pth` files: an editable install of keras-act
+    is a `.pth` import hook) and installs the import blocker.
+
+    Returns:
+        `argv` without the `--site-packages` option.
+    """
     if not (sys.flags.isolated and sys.flags.no_site):
         raise SystemExit("Run this script isolated: python -I -S tests/serving_session.py ...")
-    import site
+    argv = list(argv)
+    if SITE_PACKAGES_FLAG not in argv[:-1]:
+        raise SystemExit(
+            f"{argv[0]}: error: {SITE_PACKAGES_FLAG} DIR[:DIR...] is required: the "
+            "site-packages folders of the interpreter that has tensorflow (under -S a "
+            "virtualenv's own are unknown to the child)"
+        )
+    import os
 
-    # The interpreter's site-packages, without processing its .pth files
-    # (an editable install of keras-act is a .pth import hook).
-    for path in site.getsitepackages():
-        if path not in sys.path:
-            sys.path.append(path)
+    index = argv.index(SITE_PACKAGES_FLAG)
+    folders = [folder for folder in argv[index + 1].split(os.pathsep) if folder]
+    del argv[index : index + 2]
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.append(folder)
     sys.meta_path.insert(0, _BlockedImports())
+    return argv
 
 
 if __name__ == "__main__":
-    _isolate()
+    _ARGV = _isolate(sys.argv)
 
 import base64  # noqa: E402
 import hashlib  # noqa: E402
@@ -244,6 +273,52 @@ class SessionServer:
         return ops
 
 
+class LoadedModelServer:
+    """One version loaded with `tf.saved_model.load` (TF2), as a Python client does.
+
+    Answers `PredictRequest`s by calling `loaded.signatures[name]` on the
+    request's tensors (shapes and dtypes as sent). Errors raised while
+    running the graph keep TensorFlow's code and message; Python-side
+    argument errors of the signature function get the code `PYTHON_<type>`.
+
+    Args:
+        version_dir: the version folder.
+        model_name: the name in the responses. Defaults to the parent folder's.
+    """
+
+    def __init__(self, version_dir, model_name=None):
+        self.version_dir = version_dir
+        self.model_name = model_name or os.path.basename(
+            os.path.dirname(os.path.abspath(version_dir))
+        )
+        self.version = int(os.path.basename(os.path.normpath(version_dir)))
+        self.loaded = tf.saved_model.load(version_dir)
+        self.signatures = dict(self.loaded.signatures)
+
+    def predict(self, request):
+        """Answers a `PredictRequest` with a `PredictResponse` (or `ServingError`)."""
+        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        if name not in self.signatures:
+            raise ServingError("FAILED_PRECONDITION", f"no signature {name!r}")
+        inputs = {
+            alias: tf.constant(tf.make_ndarray(proto)) for alias, proto in request.inputs.items()
+        }
+        try:
+            outputs = self.signatures[name](**inputs)
+        except tf.errors.OpError as error:
+            raise ServingError(error_codes_pb2.Code.Name(error.error_code), error.message) from None
+        except (TypeError, ValueError) as error:
+            raise ServingError(f"PYTHON_{type(error).__name__}", str(error)) from None
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = self.model_name
+        response.model_spec.signature_name = name
+        response.model_spec.version.value = self.version
+        aliases = list(request.output_filter) or sorted(outputs)
+        for alias in aliases:
+            response.outputs[alias].CopyFrom(tf.make_tensor_proto(outputs[alias].numpy()))
+        return response
+
+
 def _json_leaf(value, dtype, alias):
     if dtype == tf.string:
         if isinstance(value, str):
@@ -397,7 +472,11 @@ def _request_from_b64(text):
     return predict_pb2.PredictRequest.FromString(base64.b64decode(text))
 
 
-def _answer(server, request):
+def _answer(server, request, key=None):
+    if key is not None:
+        # Names the request that was running if the process dies (the
+        # parent shows the end of stderr).
+        print(f"serving_session: request {key!r}", file=sys.stderr, flush=True)
     try:
         return {"response": _b64(server.predict(request))}
     except ServingError as error:
@@ -476,7 +555,18 @@ def load_test(server, requests, threads, total):
 def run_plan(plan):
     """Runs a plan (see `tests/serving_client.py`) and returns its results."""
     results = {"isolation": _isolation_report()}
+    if plan.get("version_dir") is None:  # only the isolation report
+        return results
     start = time.perf_counter()
+    if plan.get("loader", "session") == "saved_model_load":
+        server = LoadedModelServer(plan["version_dir"], plan.get("model_name"))
+        results["load_s"] = time.perf_counter() - start
+        results["grpc"] = {
+            key: _answer(server, _request_from_b64(text), key)
+            for key, text in plan.get("grpc", {}).items()
+        }
+        results["isolation"]["modules_after"] = _blocked_modules()
+        return results
     server = SessionServer(plan["version_dir"], plan.get("model_name"))
     results["load_s"] = time.perf_counter() - start
     results["signatures"] = {
@@ -510,7 +600,8 @@ def run_plan(plan):
             {"request": _b64(request), **_answer(server, request)} for request in warmup
         ]
     results["grpc"] = {
-        key: _answer(server, _request_from_b64(text)) for key, text in plan.get("grpc", {}).items()
+        key: _answer(server, _request_from_b64(text), key)
+        for key, text in plan.get("grpc", {}).items()
     }
     results["rest"] = {}
     for key, body in plan.get("rest", {}).items():
@@ -589,12 +680,13 @@ def _blocked_modules():
 
 
 def _isolation_report():
-    try:
-        import keras_act  # noqa: F401
-
-        keras_act_import = None
-    except ImportError as error:
-        keras_act_import = f"{type(error).__name__}: {error}"
+    import_errors = {}
+    for package in BLOCKED_PACKAGES:
+        try:
+            __import__(package)
+            import_errors[package] = None
+        except ImportError as error:
+            import_errors[package] = f"{type(error).__name__}: {error}"
     from importlib.machinery import PathFinder
 
     return {
@@ -602,16 +694,22 @@ def _isolation_report():
         "keras_act_on_path": PathFinder.find_spec("keras_act") is not None,
         "isolated": bool(sys.flags.isolated),
         "no_site": bool(sys.flags.no_site),
-        "keras_act_import_error": keras_act_import,
+        "keras_act_import_error": import_errors["keras_act"],
+        "import_errors": import_errors,
         "modules": _blocked_modules(),
+        "sys_path": list(sys.path),
         "tensorflow": tf.__version__,
+        "tensorflow_file": tf.__file__,
         "tensorflow_text": tensorflow_text.__version__,
     }
 
 
 def main(argv):
     if len(argv) != 3:
-        raise SystemExit("usage: python -I -S tests/serving_session.py PLAN.json RESULTS.json")
+        raise SystemExit(
+            "usage: python -I -S tests/serving_session.py --site-packages DIR[:DIR...] "
+            "PLAN.json RESULTS.json"
+        )
     with open(argv[1], encoding="utf-8") as file:
         plan = json.load(file)
     # A list of plans: several exports checked in one process.
@@ -622,4 +720,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(_ARGV))
