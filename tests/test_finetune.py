@@ -166,6 +166,32 @@ def test_mirrored_two_cpus_equals_one_device(files, tmp_path):
     assert one_results["mean_updates"] == pytest.approx(two_results["mean_updates"])
 
 
+def gradient_norms(stdout):
+    return [
+        float(line.split("gradient_norm ")[1].split()[0])
+        for line in stdout.splitlines()
+        if line.startswith("step ")
+    ]
+
+
+def test_gradient_accumulation_equals_the_full_batch(files, tmp_path):
+    """`--accumulation-steps 2`: the same losses, gradient norms (a gradient
+    k times too large shows here even where clipping hides it) and weights
+    as one full batch."""
+    common = [*finetune_args(files, tmp_path / "unused", "--steps", "3", "--dropout", "0"),
+              "--deterministic", "--strategy", "one_device", "--learning-rate", "1e-3"]  # fmt: skip
+    common = common[: common.index("--model-dir")] + common[common.index("--model-dir") + 2 :]
+    full = run_cli([*common, "--model-dir", str(tmp_path / "full")])
+    acc = run_cli([*common, "--accumulation-steps", "2", "--model-dir", str(tmp_path / "acc")])
+    assert len(gradient_norms(full)) == 3
+    np.testing.assert_allclose(gradient_norms(acc), gradient_norms(full), rtol=1e-4)
+    np.testing.assert_allclose(step_losses(acc), step_losses(full), rtol=1e-5)
+    first = keras.saving.load_model(tmp_path / "full" / "model.keras")
+    second = keras.saving.load_model(tmp_path / "acc" / "model.keras")
+    for a, b in zip(first.weights, second.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+
+
 def test_float16_scales_the_loss_and_resumes_at_its_step(files, tmp_path):
     import tensorflow as tf
 

@@ -91,11 +91,22 @@ def test_mirrored_two_cpus_equals_one_device(tmp_path, demo_files):
     assert_weights_close(load_weights(tmp_path / "one.npz"), load_weights(tmp_path / "two.npz"), atol=1e-5)
 
 
+def gradient_norms(stdout):
+    return [float(line.split("gradient_norm ")[1].split()[0]) for line in stdout.splitlines() if line.startswith("step ")]
+
+
 def test_gradient_accumulation_equals_the_full_batch(tmp_path, demo_files):
+    """`--accumulation-steps 2` with `--batch-size 8`: the same losses,
+    gradient norms (before clipping: a k-times-too-large gradient shows here
+    although clipping and LAMB would hide it in the weights) and weights as
+    one batch of 8. The exact SGD check is in test_trainer.py."""
     corpus, vocab = demo_files
     common = ["--corpus", corpus, "--vocab", vocab, "--strategy", "one_device", *SMALL]
-    run_driver(tmp_path / "full.npz", [*common, "--model-dir", str(tmp_path / "full")])
-    run_driver(tmp_path / "acc.npz", [*common, "--accumulation-steps", "2", "--model-dir", str(tmp_path / "acc")])
+    full = run_driver(tmp_path / "full.npz", [*common, "--model-dir", str(tmp_path / "full")])
+    acc = run_driver(tmp_path / "acc.npz", [*common, "--accumulation-steps", "2", "--model-dir", str(tmp_path / "acc")])
+    assert len(gradient_norms(full.stdout)) == 4
+    np.testing.assert_allclose(gradient_norms(acc.stdout), gradient_norms(full.stdout), rtol=1e-4)
+    np.testing.assert_allclose(losses(acc.stdout), losses(full.stdout), rtol=1e-5)
     assert_weights_close(load_weights(tmp_path / "full.npz"), load_weights(tmp_path / "acc.npz"), atol=1e-5)
 
 

@@ -1,4 +1,11 @@
-"""The distributed training loop in-process: mixed precision, schedules."""
+"""The distributed training loop in-process: mixed precision, schedules,
+gradient accumulation (and, in a child process, over 2 logical CPUs)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -104,3 +111,123 @@ def test_checkpoint_keeper_restores_model_and_optimizer(tmp_path):
     assert int(other.optimizer.iterations.numpy()) == 1
     for a, b in zip(saved, other.model.weights, strict=True):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+# === Gradient accumulation: the gradient of the mean over the global batch ===
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GLOBAL_BATCH = 8
+
+
+def one_sgd_step(strategy, accumulation_steps, loss_scale=False):
+    """One plain-SGD step (no clipping) on the first global batch of
+    `examples()`; returns the new weights and the logged gradient norm."""
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        backbone = keras_act.AlbertActBackbone(
+            vocabulary_size=VOCAB, embedding_dim=8, hidden_dim=16, num_heads=2,
+            intermediate_dim=32, max_layers=3, max_sequence_length=24, dropout=0.0,
+        )
+        pretrainer = keras_act.AlbertActPretrainer(backbone)
+        optimizer = keras.optimizers.SGD(learning_rate=0.5)
+        if loss_scale:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        trainer = DistributedTrainer(
+            strategy, pretrainer, optimizer, pretrainer.pretraining_losses, GLOBAL_BATCH,
+            accumulation_steps=accumulation_steps, clip_norm=None,
+        )
+    before = [v.numpy().copy() for v in pretrainer.trainable_variables]
+    dataset = distribute_dataset(strategy, examples, GLOBAL_BATCH, accumulation_steps)
+    sums = trainer.train_step(iter(dataset))
+    after = [v.numpy() for v in pretrainer.trainable_variables]
+    return before, after, sums
+
+
+def assert_same_step(full, accumulated, atol=1e-6, rtol=1e-5):
+    (before, after, sums), (before_k, after_k, sums_k) = full, accumulated
+    for a, b in zip(before, before_k, strict=True):
+        np.testing.assert_array_equal(a, b)  # the same start
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(after, before, strict=True))
+    assert moved > 1e-3  # the step is not negligible: a wrong scale shows
+    for a, b in zip(after, after_k, strict=True):
+        np.testing.assert_allclose(b, a, atol=atol, rtol=0)
+    assert sums_k["gradient_norm"] == pytest.approx(sums["gradient_norm"], rel=rtol)
+    assert sums_k["examples"] == sums["examples"] == GLOBAL_BATCH
+    assert sums_k["loss"] == pytest.approx(sums["loss"], rel=rtol)
+
+
+@pytest.mark.parametrize("accumulation_steps", [2, 4])
+def test_accumulated_sgd_step_equals_the_full_batch_step(accumulation_steps):
+    """Plain SGD, no clipping: k micro-batches of 8/k move the weights as
+    far as one batch of 8, and log the same gradient norm."""
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    assert_same_step(one_sgd_step(strategy, 1), one_sgd_step(strategy, accumulation_steps))
+
+
+def test_accumulated_float16_step_equals_the_full_batch_step():
+    """With dynamic loss scaling, the scaled loss of each micro-batch is
+    still the mean over the global batch."""
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        full = one_sgd_step(strategy, 1, loss_scale=True)
+        accumulated = one_sgd_step(strategy, 2, loss_scale=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert_same_step(full, accumulated, atol=2e-3, rtol=2e-3)
+
+
+MIRRORED_CHILD = """
+import json, sys
+import numpy as np
+from training.strategies import split_cpu
+split_cpu(2)
+import tensorflow as tf
+from tests.test_trainer import one_sgd_step
+runs = {}
+one = tf.distribute.OneDeviceStrategy("/cpu:0")
+two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+for name, strategy, k in (("one_1", one, 1), ("two_1", two, 1), ("two_2", two, 2)):
+    before, after, sums = one_sgd_step(strategy, k)
+    runs[name] = {"before": [w.tolist() for w in before], "after": [w.tolist() for w in after],
+                  "sums": sums}
+json.dump(runs, open(sys.argv[1], "w"))
+"""
+
+
+def test_accumulated_sgd_step_over_two_logical_cpus_equals_one_device(tmp_path):
+    """MirroredStrategy over 2 logical CPUs with 2 micro-batches per step:
+    the same step as one device on the full batch (in a child process:
+    logical devices must be set before TensorFlow starts)."""
+    out = tmp_path / "runs.json"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_CHILD, str(out)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    runs = json.loads(out.read_text())
+
+    def unpack(run):
+        return ([np.asarray(w) for w in run["before"]], [np.asarray(w) for w in run["after"]], run["sums"])
+
+    assert_same_step(unpack(runs["one_1"]), unpack(runs["two_1"]))
+    assert_same_step(unpack(runs["one_1"]), unpack(runs["two_2"]))
+
+
+def test_batch_not_divisible_into_micro_batches_and_replicas_is_refused():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with pytest.raises(ValueError, match="global batch size 8 is not divisible by the 3 accumulation steps"):
+        distribute_dataset(strategy, examples, 8, 3)
+
+
+def test_a_logged_window_averages_the_gradient_norm_over_its_steps():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = make_trainer(strategy)
+    iterator = iter(distribute_dataset(strategy, examples, 8))
+    steps = [trainer.train_step(iterator) for _ in range(3)]
+    window = {name: sum(step[name] for step in steps) for name in steps[0]}
+    assert window["steps"] == 3
+    assert summarize(window)["gradient_norm"] == pytest.approx(
+        np.mean([step["gradient_norm"] for step in steps])
+    )

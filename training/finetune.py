@@ -427,7 +427,7 @@ def summarize(sums):
     if "correct" in sums:
         means["accuracy"] = sums["correct"] / examples
     means["updates"] = sums["updates_sum"] / max(sums["tokens"], 1.0)
-    means["gradient_norm"] = sums["gradient_norm"]
+    means["gradient_norm"] = sums["gradient_norm"] / max(sums.get("steps", 1.0), 1.0)
     return means
 
 
@@ -505,7 +505,6 @@ def run(args):
     task = args.glue_task
     num_train = len(train_y)
     steps = args.steps or max(1, math.ceil(args.epochs * num_train / args.batch_size))
-    micro_batch = args.batch_size // args.accumulation_steps
     chief = is_chief(strategy)
     with strategy.scope():
         optimizer = create_optimizer(
@@ -521,7 +520,7 @@ def run(args):
             task_model.depth_model,
             optimizer,
             task_model.finetuning_losses,
-            global_batch_size=micro_batch,
+            global_batch_size=args.batch_size,
             accumulation_steps=args.accumulation_steps,
             clip_norm=args.clip_norm,
             jit_compile=args.jit_compile,
@@ -555,7 +554,7 @@ def run(args):
 
     iterator = iter(
         distribute_dataset(
-            strategy, examples, micro_batch, args.accumulation_steps, skip_steps=step
+            strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
         )
     )
     writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
@@ -574,6 +573,7 @@ def run(args):
                 print(
                     f"step {step}/{steps}  epoch {step * args.batch_size / num_train:.2f}  "
                     f"loss {means['loss']:.4f}{accuracy}  updates {means['updates']:.2f}  "
+                    f"gradient_norm {means['gradient_norm']:.6g}  "
                     f"({rate:.1f} examples/s)",
                     flush=True,
                 )

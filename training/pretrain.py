@@ -243,7 +243,7 @@ def run(args):
             pretrainer,
             optimizer,
             pretrainer.pretraining_losses,
-            global_batch_size=args.batch_size // args.accumulation_steps,
+            global_batch_size=args.batch_size,
             accumulation_steps=args.accumulation_steps,
             clip_norm=args.clip_norm,
             jit_compile=args.jit_compile,
@@ -275,7 +275,7 @@ def run(args):
     dataset = distribute_dataset(
         strategy,
         examples,
-        args.batch_size // args.accumulation_steps,
+        args.batch_size,
         args.accumulation_steps,
         skip_steps=step,
     )
@@ -302,7 +302,8 @@ def run(args):
                     f"step {step}/{args.steps}  loss {means['loss']:.4f}  "
                     f"mlm_loss {means['mlm_loss']:.4f}  mlm_acc {means['mlm_accuracy']:.3f}  "
                     f"sop_acc {means['sop_accuracy']:.3f}  "
-                    f"updates {means.get('updates/all', 0):.2f}  ({rate:.1f} examples/s)",
+                    f"updates {means.get('updates/all', 0):.2f}  "
+                    f"gradient_norm {means['gradient_norm']:.6g}  ({rate:.1f} examples/s)",
                     flush=True,
                 )
                 with writer.as_default(step=step):

@@ -5,8 +5,10 @@
 computes gradients over `accumulation_steps` micro-batches (optionally
 XLA-compiled), the gradients are summed across replicas, clipped by global
 norm, and applied. Losses are per-example sums divided by the global batch
-size, so one device and N replicas with the same global batch compute the
-same update.
+size (every example of an optimizer step: all replicas, all micro-batches),
+so one device, N replicas and k accumulated micro-batches with the same
+global batch compute the same update: the gradient of the mean loss over
+the global batch.
 """
 
 import os
@@ -23,7 +25,8 @@ def distribute_dataset(strategy, examples_fn, global_batch_size, accumulation_st
     """Batches and distributes an endless, deterministic example dataset.
 
     Each replica receives `[accumulation_steps, per_replica_batch, ...]`
-    tensors. `skip_steps` training steps' worth of batches are skipped, so a
+    tensors, `per_replica_batch = global_batch_size / (accumulation_steps *
+    replicas)`. `skip_steps` training steps' worth of batches are skipped, so a
     resumed run continues exactly where the killed one stopped.
 
     Args:
@@ -31,20 +34,33 @@ def distribute_dataset(strategy, examples_fn, global_batch_size, accumulation_st
         examples_fn: callable returning an unbatched `tf.data.Dataset` that
             yields the same examples in the same order at every call.
         global_batch_size: int, examples per optimizer step on all replicas
-            together, divided by `accumulation_steps`.
+            and micro-batches together.
         accumulation_steps: int, micro-batches per optimizer step.
         skip_steps: int, optimizer steps already done.
 
     Returns:
         A distributed dataset.
+
+    Raises:
+        ValueError: `global_batch_size` is not divisible by
+            `accumulation_steps` times the replicas.
     """
     replicas = strategy.num_replicas_in_sync
-    if global_batch_size % replicas:
+    if global_batch_size % accumulation_steps:
         raise ValueError(
             f"The global batch size {global_batch_size} is not divisible by the "
-            f"{replicas} replicas."
+            f"{accumulation_steps} accumulation steps."
         )
-    per_replica = global_batch_size // replicas
+    micro_batch = global_batch_size // accumulation_steps
+    if micro_batch % replicas:
+        what = (
+            f"The global batch size {global_batch_size}"
+            if accumulation_steps == 1
+            else f"The micro-batch size {micro_batch} (global batch {global_batch_size} / "
+            f"{accumulation_steps} accumulation steps)"
+        )
+        raise ValueError(f"{what} is not divisible by the {replicas} replicas.")
+    per_replica = micro_batch // replicas
 
     def dataset_fn(context):
         dataset = examples_fn()
@@ -69,7 +85,10 @@ class DistributedTrainer:
         loss_fn: `loss_fn(features, targets, outputs)` returning a dict of
             per-example float32 `[batch]` tensors, with the total in `loss`.
             Every entry is summed over the global batch and reported.
-        global_batch_size: int, examples per micro-batch on all replicas.
+        global_batch_size: int, examples per optimizer step on all replicas
+            and micro-batches together: each micro-batch's loss sum is
+            divided by it, so the accumulated gradient is the gradient of
+            the mean loss over the whole global batch (not k times it).
         accumulation_steps: int, micro-batches per optimizer step.
         clip_norm: float or None, global-norm clipping of the summed gradients.
             With a `keras.optimizers.LossScaleOptimizer` (float16), the loss
@@ -177,8 +196,11 @@ class DistributedTrainer:
         }
 
     def train_step(self, iterator):
-        """Runs one optimizer step; returns the summed statistics (numpy)."""
+        """Runs one optimizer step; returns the summed statistics (floats),
+        with `steps` = 1 so that windows of several steps average their
+        `gradient_norm`."""
         sums = {name: float(value) for name, value in self._step(iterator).items()}
+        sums["steps"] = 1.0
         self.steps_done.assign_add(1)
         return sums
 
@@ -202,7 +224,7 @@ def summarize(sums):
             if count:
                 result[f"updates/{category}"] = sums[name] / count
     if "gradient_norm" in sums:
-        result["gradient_norm"] = sums["gradient_norm"]
+        result["gradient_norm"] = sums["gradient_norm"] / max(sums.get("steps", 1.0), 1.0)
     return result
 
 
