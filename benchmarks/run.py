@@ -1,9 +1,12 @@
 """ALBERT-ACT's skip path against its dense path and keras-hub's ALBERT (issue 7).
 
-    python benchmarks/run.py [--quick] [--json PATH]
+    python benchmarks/run.py [--quick] [--json PATH | --regenerate]
 
-Prints a table and writes every figure to JSON (`benchmarks/results.json` by
-default). All timings are taken in this process, in one run, with the
+Prints a table and writes every figure to JSON: `runs/benchmarks/results.json`
+by default (not in git), `--json PATH` elsewhere; `--regenerate` replaces the
+committed `benchmarks/results.json` (full runs only), whose figures
+`benchmarks/RESULTS.md` and the README quote. Progress (each phase, each
+timed round, each workload) goes to stderr. All timings are taken in this process, in one run, with the
 variants timed in interleaved rounds (so a noisy neighbour slows all of them
 alike); every target is a ratio of two figures of the same run. Peak RSS is
 measured in one fresh child process per workload, from the child's own
@@ -23,6 +26,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_JSON = REPO / "runs" / "benchmarks" / "results.json"
+COMMITTED_JSON = REPO / "benchmarks" / "results.json"
+_START = time.perf_counter()
+
+
+def progress(message):
+    """One line of progress on stderr, with the seconds since the start."""
+    print(f"[{time.perf_counter() - _START:.0f} s] {message}", file=sys.stderr, flush=True)
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -165,14 +176,16 @@ def run_once(function, *args):
     return time.perf_counter() - start
 
 
-def interleaved(functions, rounds):
+def interleaved(functions, rounds, label=""):
     """Seconds per call of each `name: (function, args)`, over interleaved rounds."""
-    for function, args in functions.values():  # trace, warm caches
+    for name, (function, args) in functions.items():  # trace, warm caches
+        progress(f"{label}: tracing and first call of {name}")
         run_once(function, *args)
     seconds = {name: [] for name in functions}
-    for _ in range(rounds):
+    for index in range(rounds):
         for name, (function, args) in functions.items():
             seconds[name].append(run_once(function, *args))
+        progress(f"{label}: round {index + 1}/{rounds} timed")
     return seconds
 
 
@@ -361,7 +374,8 @@ def inference_figures(geometry, batch, length, rounds, with_peak_and_profile, ma
         patched = with_matmul_feedforward(act_backbone(geometry, MAX_LAYERS, skip_halted=False))
         np.testing.assert_array_equal(patched(inputs)["updates"], a["updates"])
         functions["act_dense_matmul_feedforward"] = (forward_function(patched, inputs), (inputs,))
-    seconds = {k: summary(v) for k, v in interleaved(functions, rounds).items()}
+    label = f"inference {batch}x{length}"
+    seconds = {k: summary(v) for k, v in interleaved(functions, rounds, label).items()}
 
     tokens = batch * length
     best = {k: v["best"] for k, v in seconds.items()}
@@ -489,10 +503,12 @@ def training_figures(geometry, batch, length, steps):
         first = {}
         depth = None
         for name, (function, function_args) in functions.items():
+            progress(f"training {preset}: first call (tracing, compiling) of {name}")
             start = time.perf_counter()
             _, depth = function(*function_args)
             first[name] = time.perf_counter() - start
-        seconds = {k: summary(v) for k, v in interleaved(functions, steps).items()}
+        timed = interleaved(functions, steps, f"training {preset}")
+        seconds = {k: summary(v) for k, v in timed.items()}
         tokens = batch * length
         figures[preset] = {
             "max_layers": max_layers,
@@ -593,6 +609,7 @@ def memory_figures(mode):
     """
     figures = {}
     for name, spec in memory_workloads(mode).items():
+        progress(f"peak RSS: {name} in a fresh process")
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "child.json"
             subprocess.run(
@@ -753,8 +770,17 @@ def main(argv=None):
     parser.add_argument(
         "--smoke", action="store_true", help="tiny model, for the test suite (figures mean nothing)"
     )
-    parser.add_argument(
-        "--json", default=str(REPO / "benchmarks" / "results.json"), help="where to write JSON"
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json",
+        default=str(DEFAULT_JSON),
+        help="where to write the figures (default: %(default)s, not in git)",
+    )
+    output.add_argument(
+        "--regenerate",
+        action="store_true",
+        help=f"replace the committed {COMMITTED_JSON.relative_to(REPO)} (full runs only); "
+        "RESULTS.md and the README quote it, so update them too",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -763,6 +789,11 @@ def main(argv=None):
         return run_child(json.loads(args.child), args.child_out)
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.regenerate and mode != "full":
+        parser.error("--regenerate replaces the committed figures: only with a full run")
+    json_path = Path(COMMITTED_JSON if args.regenerate else args.json)
+    if json_path.is_dir():
+        parser.error(f"--json {json_path} is a folder: give a file path")
     config = MODES[mode]
     start = time.perf_counter()
     results = {
@@ -781,19 +812,16 @@ def main(argv=None):
     }
     inference = {}
     for index, (batch, length, rounds) in enumerate(config["inference"]):
-        print(
-            f"[{time.perf_counter() - start:.0f} s] inference {batch}x{length} ({rounds} rounds)",
-            flush=True,
-        )
+        progress(f"inference {batch}x{length} ({rounds} rounds): building the models")
         inference[f"{batch}x{length}"] = inference_figures(
             config["geometry"], batch, length, rounds, index == 0, config["matmul_size"]
         )
     results["inference"] = inference
-    print(f"[{time.perf_counter() - start:.0f} s] training steps", flush=True)
+    progress("training steps")
     results["training"] = training_figures(
         config["geometry"], *config["training_batch"], config["training_steps"]
     )
-    print(f"[{time.perf_counter() - start:.0f} s] peak RSS (child processes)", flush=True)
+    progress("peak RSS (child processes)")
     results["memory"] = memory_figures(mode)
     results["ratios"] = flat_ratios(inference)
     results["targets"] = evaluate_targets(inference)
@@ -801,9 +829,9 @@ def main(argv=None):
 
     print()
     print(format_table(results))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.json} ({results['wall_seconds']:.0f} s)")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {json_path} ({results['wall_seconds']:.0f} s)")
     return 0
 
 

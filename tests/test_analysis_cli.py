@@ -98,7 +98,9 @@ def test_saved_model(setup, tmp_path):
     expected = sentence_depths(setup.backbone, TEXTS[1:2], tokenizer=setup.tokenizer)[0]
     assert table_rows(result.stdout) == [list(zip(expected.pieces, expected.updates.tolist(), strict=True))]
     data = json.loads((out / "depth_statistics.json").read_text())
-    assert data["num_examples"] == 16 and data["max_layers"] is None
+    # The cap comes from the export's keras_act_model.json.
+    assert data["num_examples"] == 16 and data["max_layers"] == 6
+    assert len({row["name"]: row for row in data["categories"]}["all"]["histogram"]) == 7
     assert {p.name for p in out.iterdir()} == {
         "depth_statistics.md",
         "depth_statistics.json",
@@ -124,6 +126,29 @@ def test_authors_checkpoint_and_json_output(setup, reference_dir):
     assert len(printed["step_halting_probabilities"][0]) == expected.updates[0]
 
 
+def test_help_shows_every_flag_with_its_default():
+    from keras_act.analysis.__main__ import build_parser
+
+    parser = build_parser()
+    text = parser.format_help()
+    for action in parser._actions:
+        assert action.help, action.option_strings
+    # Defaults are shown, including those that follow the model.
+    for default in ("default: 16", "default: 0", "default: 6", "default: 1"):
+        assert default in text, default
+    assert "max_sequence_length when" in " ".join(text.split())
+
+
+def _one_line_error(main, argv, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert error.value.code == 2, err
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
 def test_bad_arguments(tmp_path, capsys):
     from keras_act.analysis.__main__ import main
 
@@ -132,9 +157,62 @@ def test_bad_arguments(tmp_path, capsys):
         (["--model", str(tmp_path), "--corpus", str(tmp_path / "no.txt"), "--out", "o"], "corpus file not found"),
         (["--model", str(tmp_path), "--corpus", __file__], "--corpus needs --out"),
         (["--model", str(tmp_path), "--text", "a", "--batch-size", "0"], "--batch-size must be positive"),
+        (["--model", str(tmp_path), "--text", "a", "--sequence-length", "-3"], "--sequence-length must be positive"),
     ):
-        with pytest.raises(SystemExit) as error:
-            main(argv)
-        assert error.value.code == 2 and message in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="no such file or directory"):
-        main(["--model", str(tmp_path / "missing"), "--text", "a"])
+        assert message in _one_line_error(main, argv, capsys)
+
+
+def test_setup_errors_are_one_line(tmp_path, capsys):
+    """Errors found before and while loading the model: one line, exit status 2."""
+    from keras_act.analysis.__main__ import main
+
+    setup = analysis_setup()
+    existing_file = tmp_path / "report.txt"
+    existing_file.write_text("not a folder\n")
+    binary = tmp_path / "corpus.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 au lait. the end.\n".encode("latin-1"))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n")
+    one_token = tmp_path / "one_token.txt"
+    one_token.write_text("the\n")
+    not_a_model = tmp_path / "not_a_model"
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text("[1, 2]")
+    out = str(tmp_path / "out")
+    corpus = ["--model", setup.preset, "--corpus"]
+    for argv, message in (
+        (["--model", str(tmp_path / "missing"), "--text", "a"], "missing: no such file or directory"),
+        (corpus + [setup.corpus, "--out", str(existing_file)], "is an existing file, not a folder"),
+        (corpus + [str(binary), "--out", out], "corpus.bin is not UTF-8 text (a NUL byte at offset 8"),
+        (corpus + [str(latin1), "--out", out], "latin1.txt is not UTF-8 text (byte 3: invalid"),
+        (corpus + [str(tmp_path), "--out", out], "is a folder: give the text files in it"),
+        (corpus + [str(blank), "--out", out], "has no usable document"),
+        (corpus + [str(one_token), "--out", out], "no sentence pair for pre-training"),
+        (corpus + [setup.corpus, "--out", out, "--sequence-length", "65"],
+         "--sequence-length 65 exceeds the model's max_sequence_length 64"),
+        (["--model", str(not_a_model), "--text", "a"], f"cannot load --model {not_a_model}: "),
+    ):
+        assert message in _one_line_error(main, argv, capsys), argv
+
+
+@pytest.mark.large
+def test_corpus_length_follows_the_model(tmp_path):
+    """No --sequence-length: the model's max_sequence_length (64) when below 128,
+    in a fresh process, as the README's command (which failed with a traceback)."""
+    setup = analysis_setup()
+    out = tmp_path / "out"
+    result = run_cli("--model", setup.preset, "--corpus", setup.corpus, "--out", out, "--max-examples", 8)
+    data = json.loads((out / "depth_statistics.json").read_text())
+    assert data["metadata"]["sequence_length"] == 64 and data["num_examples"] == 8
+    assert "8/8 examples" in result.stderr
+
+
+def test_loading_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    """An hf:// path without network: whatever the loader raises is printed as one line."""
+    from keras_act.analysis.__main__ import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    line = _one_line_error(main, ["--model", "hf://asi/no-such-checkpoint", "--text", "a"], capsys)
+    assert line.startswith("python -m keras_act.analysis: error: cannot load --model hf://asi/no-such-checkpoint: ")

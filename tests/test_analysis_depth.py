@@ -158,12 +158,53 @@ def test_saved_model_gives_the_same_depth(setup, documents):
         setup.backbone, documents, tokenizer=setup.tokenizer, **kwargs
     ).to_dict()
     assert from_saved_model["num_examples"] == from_keras["num_examples"] == 24
-    for a, b in zip(from_saved_model["categories"], from_keras["categories"], strict=True):
-        assert (a["count"], a["mean_updates"]) == (b["count"], b["mean_updates"])
-        length = len(a["histogram"])  # the SavedModel does not know the cap
-        assert a["histogram"] == b["histogram"][:length] and not any(b["histogram"][length:])
-    assert from_saved_model["frequency_bands"] == from_keras["frequency_bands"]
-    assert from_saved_model["positions"] == from_keras["positions"]
+    # The export stores the cap: histograms as wide as the Keras model's.
+    assert depth_model.max_layers == from_saved_model["max_layers"] == MAX_LAYERS
+    assert from_saved_model == from_keras
+
+
+def test_saved_model_of_a_short_export_length_does_not_truncate(setup, documents, tmp_path):
+    """An export of length 8 (sentences of up to 6 pieces) still gives every
+    piece of longer sentences, and the same corpus table as the Keras model."""
+    from keras_act.export import export_saved_model
+
+    version_dir = export_saved_model(
+        setup.backbone, setup.tokenizer, str(tmp_path / "short"), sequence_length=8, verify=False
+    )
+    depth_model = load_depth_model(version_dir)
+    assert depth_model.sequence_length == 8 and depth_model.max_layers == MAX_LAYERS
+    sentences = [s for document in documents for s in document]
+    local = [np.asarray(ids) for ids in setup.tokenizer(sentences).to_list()]
+    assert max(len(ids) for ids in local) > 20  # most are cut by a length-8 export
+    served = depth_model.tokenize(sentences)
+    for sentence, a, b in zip(sentences, served, local, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=sentence)
+    # Words of exactly 6 pieces fill the export: counted, as they might be cut.
+    filling = sum(
+        any(len(ids) == 6 for ids in setup.tokenizer(sentence.split()).to_list())
+        for sentence in sentences
+    )
+    assert depth_model.truncated_sentences == filling
+
+    kwargs = dict(sequence_length=SEQUENCE_LENGTH, seed=5, max_examples=24)
+    depth_model.truncated_sentences = 0
+    from_saved_model = corpus_depth_statistics(depth_model, documents, **kwargs).to_dict()
+    from_keras = corpus_depth_statistics(
+        setup.backbone, documents, tokenizer=setup.tokenizer, **kwargs
+    ).to_dict()
+    assert from_saved_model == from_keras
+
+    text = " ".join(sentences[:3])  # longer than 8 pieces: run through serve_token_ids
+    (a,), (b,) = sentence_depths(depth_model, [text]), sentence_depths(setup.backbone, [text], tokenizer=setup.tokenizer)
+    assert a.pieces == b.pieces and len(a.pieces) > 8
+    np.testing.assert_array_equal(a.updates, b.updates)
+
+    # A single word of more than 6 pieces cannot be split: it is cut, and counted.
+    depth_model.truncated_sentences = filling
+    word = "zyxwvutsrqponmlkjihgfedcba"
+    assert len(setup.tokenizer([word]).to_list()[0]) > 6
+    assert len(depth_model.tokenize([f"the {word} ran"])[0]) < len(setup.tokenizer([f"the {word} ran"]).to_list()[0])
+    assert depth_model.truncated_sentences == filling + 1
 
 
 def test_load_depth_model_from_every_format(setup, tmp_path, reference_dir):

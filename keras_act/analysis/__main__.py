@@ -14,6 +14,7 @@ preset directory, a `.keras` file, an authors' checkpoint folder (with
 """
 
 import argparse
+import codecs
 import json
 import os
 import sys
@@ -25,10 +26,28 @@ PROFILES_FILE = "depth_profiles.png"
 SENTENCES_FILE = "sentence_depths.json"
 
 
+PROG = "python -m keras_act.analysis"
+# The packed length of --corpus examples unless --sequence-length is given
+# (or the model's max_sequence_length when that is shorter).
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+class SetupError(Exception):
+    """A problem with the command's inputs: printed as one line, exit status 2."""
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m keras_act.analysis",
+    parser = _OneLineErrorParser(
+        prog=PROG,
         description="Per-token depth (number of ACT updates) of an ALBERT-ACT model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model",
@@ -36,17 +55,34 @@ def build_parser():
         help="preset directory, .keras file, authors' checkpoint folder (or hf://...), "
         "or exported SavedModel (version or base folder)",
     )
-    parser.add_argument("--vocab", help="SentencePiece model or tokenizer preset directory")
+    parser.add_argument(
+        "--vocab",
+        help="SentencePiece model or tokenizer preset directory (default: the model's own "
+        "tokenizer; needed for a .keras backbone or a checkpoint without spiece.model)",
+    )
     parser.add_argument("--text", action="append", default=[], help="a sentence (repeatable)")
     parser.add_argument("--corpus", nargs="+", help="plain-text corpus files to analyse")
-    parser.add_argument("--out", help="output folder of the tables and pictures")
-    parser.add_argument("--sequence-length", type=int, default=128, help="packed length (corpus)")
-    parser.add_argument("--max-predictions", type=int, help="MLM targets per example (default 15%%)")
+    parser.add_argument(
+        "--out", help="output folder of the tables and pictures (needed with --corpus)"
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        help=f"packed length of the --corpus examples (default: {DEFAULT_SEQUENCE_LENGTH}, "
+        "or the model's max_sequence_length when shorter)",
+    )
+    parser.add_argument(
+        "--max-predictions", type=int, help="MLM targets per example (default: 15%% of the length)"
+    )
     parser.add_argument("--ngram-masking", type=int, default=1, help="longest masked n-gram")
-    parser.add_argument("--max-examples", type=int, help="analyse at most this many examples")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--max-examples", type=int, help="analyse at most this many examples (default: all)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per model call")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pairs and of the masking")
-    parser.add_argument("--paper", choices=("tiny", "base"), help="add the paper's column")
+    parser.add_argument(
+        "--paper", choices=("tiny", "base"), help="add the paper's column (default: none)"
+    )
     parser.add_argument(
         "--heatmap-sentences",
         type=int,
@@ -62,14 +98,53 @@ def validate_args(args, parser):
         parser.error("give --text and/or --corpus")
     if args.corpus and not args.out:
         parser.error("--corpus needs --out")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is an existing file, not a folder")
     for path in args.corpus or ():
+        if os.path.isdir(path):
+            parser.error(f"corpus file {path} is a folder: give the text files in it")
         if not os.path.isfile(path):
             parser.error(f"corpus file not found: {path}")
-    for name in ("sequence_length", "batch_size", "heatmap_sentences", "ngram_masking"):
-        if getattr(args, name) <= 0:
+        problem = _not_utf8(path)
+        if problem:
+            parser.error(f"corpus file {path} is not UTF-8 text ({problem})")
+    names = ("batch_size", "heatmap_sentences", "ngram_masking", "sequence_length")
+    names += ("max_predictions", "max_examples")
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if args.sequence_length < 8:
+    if args.sequence_length is not None and args.sequence_length < 8:
         parser.error("--sequence-length must be at least 8")
+    if not args.model.startswith(("hf://", "gs://")) and not os.path.exists(args.model):
+        parser.error(f"--model {args.model}: no such file or directory")
+
+
+def _not_utf8(path, chunk_size=1 << 20):
+    """Why `path` is not UTF-8 text (`None` when it is)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return f"a NUL byte at offset {offset + nul}: a binary file?"
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                return f"byte {offset + error.start}: {error.reason}"
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        return f"byte {offset + error.start}: {error.reason}"
+    return None
+
+
+def _one_line(error):
+    """An exception as one line (its first non-empty line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def heatmap_sentences(documents, count, min_tokens=6, max_tokens=28, depth_model=None):
@@ -87,7 +162,7 @@ def heatmap_sentences(documents, count, min_tokens=6, max_tokens=28, depth_model
 
 
 def run(args):
-    from keras_act.analysis.corpus import corpus_depth_statistics
+    from keras_act.analysis.corpus import EmptyCorpusError, corpus_depth_statistics
     from keras_act.analysis.loading import load_depth_model
     from keras_act.analysis.plots import (
         plot_category_histograms,
@@ -97,9 +172,23 @@ def run(args):
     from keras_act.analysis.report import PAPER_MEAN_UPDATES, statistics_markdown, write_statistics
     from keras_act.analysis.sentence_depth import format_depth_table, sentence_depths
 
-    depth_model = load_depth_model(args.model, vocab=args.vocab)
+    try:
+        depth_model = load_depth_model(args.model, vocab=args.vocab)
+    except Exception as error:  # any failure to load is a setup error: one line
+        raise SetupError(f"cannot load --model {args.model}: {_one_line(error)}") from error
+    sequence_length = args.sequence_length or min(
+        DEFAULT_SEQUENCE_LENGTH, depth_model.max_sequence_length
+    )
+    if sequence_length > depth_model.max_sequence_length:
+        raise SetupError(
+            f"--sequence-length {sequence_length} exceeds the model's max_sequence_length "
+            f"{depth_model.max_sequence_length} (leave it out to use the model's)"
+        )
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as error:
+            raise SetupError(f"cannot create --out {args.out}: {error.strerror}") from error
 
     depths = sentence_depths(depth_model, args.text) if args.text else []
     if depths:
@@ -113,18 +202,32 @@ def run(args):
     if args.corpus:
         from training.text_corpus import read_documents
 
-        documents = read_documents(args.corpus)
+        try:
+            documents = read_documents(args.corpus)
+        except (OSError, ValueError) as error:
+            raise SetupError(f"--corpus: {_one_line(error)}") from error
         start = time.time()
-        statistics = corpus_depth_statistics(
-            depth_model,
-            documents,
-            sequence_length=args.sequence_length,
-            max_predictions=args.max_predictions,
-            seed=args.seed,
-            max_ngram=args.ngram_masking,
-            batch_size=args.batch_size,
-            max_examples=args.max_examples,
-        )
+        try:
+            statistics = corpus_depth_statistics(
+                depth_model,
+                documents,
+                sequence_length=sequence_length,
+                max_predictions=args.max_predictions,
+                seed=args.seed,
+                max_ngram=args.ngram_masking,
+                batch_size=args.batch_size,
+                max_examples=args.max_examples,
+                progress=_progress,
+            )
+        except EmptyCorpusError as error:
+            raise SetupError(f"--corpus {' '.join(args.corpus)}: {error}") from error
+        truncated = getattr(depth_model, "truncated_sentences", 0)
+        if truncated:
+            print(
+                f"{PROG}: warning: {truncated} sentence(s) have a single word longer than the "
+                "export's sequence length; they were cut to it",
+                file=sys.stderr,
+            )
         seconds = time.time() - start
         write_statistics(
             statistics,
@@ -132,10 +235,11 @@ def run(args):
             paper=args.paper,
             model=args.model,
             corpus=list(args.corpus),
-            sequence_length=args.sequence_length,
+            sequence_length=sequence_length,
             seed=args.seed,
             ngram_masking=args.ngram_masking,
             max_layers=depth_model.max_layers,
+            truncated_sentences=truncated,
         )
         paper_means = PAPER_MEAN_UPDATES[args.paper] if args.paper else None
         plot_category_histograms(
@@ -155,13 +259,22 @@ def run(args):
     return depths
 
 
+def _progress(done, total):
+    """One line on stderr every 10%% of the corpus."""
+    if total and (done == total or done * 10 // total != (done - 1) * 10 // total):
+        print(f"{PROG}: {done}/{total} examples", file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(args, parser)
-    run(args)
+    try:
+        run(args)
+    except SetupError as error:
+        parser.exit(2, f"{PROG}: error: {error}\n")
     return 0
 
 

@@ -14,6 +14,10 @@ from keras_act.analysis.sentence_depth import as_depth_model
 from keras_act.analysis.statistics import DEFAULT_FREQUENCY_EDGES, DepthStatistics
 
 
+class EmptyCorpusError(ValueError):
+    """The corpus gives no pre-training example."""
+
+
 class _RaggedTokenizer:
     """Adapts `DepthModel.tokenize` to the tokenizer `tokenize_documents` calls."""
 
@@ -67,10 +71,13 @@ def masked_examples(
     max_predictions = max_predictions or max(1, int(round(sequence_length * 0.15)))
     tokenized = tokenize_documents(documents, _RaggedTokenizer(depth_model), batch_size=256)
     if not tokenized:
-        raise ValueError("The corpus has no sentence with a token.")
+        raise EmptyCorpusError("the corpus has no sentence with a token")
     ids = np.concatenate([sentence for document in tokenized for sentence in document])
     token_frequencies = np.bincount(ids, minlength=depth_model.vocabulary_size)
-    instances = create_sop_instances(tokenized, sequence_length, seed=seed)
+    try:
+        instances = create_sop_instances(tokenized, sequence_length, seed=seed)
+    except ValueError as error:
+        raise EmptyCorpusError(str(error)) from None
     count = len(instances[2])
     if max_examples is not None:
         count = min(count, int(max_examples))
@@ -101,6 +108,7 @@ def corpus_depth_statistics(
     batch_size=16,
     max_examples=None,
     frequency_edges=DEFAULT_FREQUENCY_EDGES,
+    progress=None,
 ):
     """Depth statistics of a model over a corpus, MLM masking applied.
 
@@ -113,6 +121,8 @@ def corpus_depth_statistics(
             see `masked_examples`.
         batch_size: int, examples per model call.
         frequency_edges: lower edges of the frequency bands.
+        progress: optional callable `progress(done, total)`, called after
+            each batch with the number of examples analysed so far.
 
     Returns:
         A `DepthStatistics`.
@@ -143,9 +153,14 @@ def corpus_depth_statistics(
         mask_token_id=depth_model.mask_token_id,
         max_layers=depth_model.max_layers,
     )
+    total = int(dataset.cardinality())
+    done = 0
     for features, targets in dataset.batch(batch_size).as_numpy_iterator():
         outputs = depth_model.run(
             features["token_ids"], features["segment_ids"], features["padding_mask"]
         )
         statistics.update(features, targets, outputs["updates"])
+        done += len(features["token_ids"])
+        if progress is not None:
+            progress(done, total)
     return statistics

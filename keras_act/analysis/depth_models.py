@@ -9,6 +9,7 @@ layer); a `SavedModelDepthModel` wraps a version folder written by
 SavedModel exposes neither remainders nor halting probabilities).
 """
 
+import json
 import os
 
 import keras
@@ -146,18 +147,13 @@ class KerasDepthModel(DepthModel):
         return np.where(steps < updates[..., None], probabilities, np.nan).astype(np.float32)
 
     def run_texts(self, sentences):
-        rows = [
-            [self.cls_token_id]
-            + list(ids[: self.max_sequence_length - 2])
-            + [self.sep_token_id]
-            for ids in self.tokenize(sentences)
-        ]
-        length = max(len(row) for row in rows)
-        token_ids = np.full((len(rows), length), self.pad_token_id, np.int32)
-        padding_mask = np.zeros((len(rows), length), np.int32)
-        for i, row in enumerate(rows):
-            token_ids[i, : len(row)] = row
-            padding_mask[i, : len(row)] = 1
+        token_ids, padding_mask = _pack(
+            self.tokenize(sentences),
+            self.max_sequence_length,
+            self.cls_token_id,
+            self.sep_token_id,
+            self.pad_token_id,
+        )
         segment_ids = np.zeros_like(token_ids)
         outputs = self.run(token_ids, segment_ids, padding_mask)
         outputs.update(
@@ -221,12 +217,21 @@ def _step_halting_function(backbone):
 class SavedModelDepthModel(DepthModel):
     """The depth of a SavedModel written by `keras_act.export`.
 
-    Text goes through the `serving_default` signature (raw strings `text`,
-    tokenized and packed in the graph, truncated to the export's sequence
-    length), packed token ids through `serve_token_ids`; both give
-    `updates`, `token_ids`, `token_pieces` and `padding_mask`. The special
-    token ids are read from the exported tokenizer (by sending it
-    `"[MASK]"`), the vocabulary size from the token embedding.
+    Text is tokenized by the `serving_default` signature (raw strings
+    `text`, tokenized in the graph). That signature truncates to the
+    export's sequence length, so a sentence that fills it is split at
+    whitespace and its halves tokenized again, until every part fits: the
+    pieces are those of the whole sentence (SentencePiece never joins
+    pieces across whitespace), and sentences are never cut short. The only
+    exception is a single word of as many pieces as the export's length
+    holds, or more, which may be cut there: such sentences are counted in
+    `truncated_sentences`. Packed token ids run through `serve_token_ids`,
+    which takes any length up to the model's `max_sequence_length`, so the
+    SavedModel gives the same updates as the `.keras` model it came from.
+    The special token ids are read from the exported tokenizer (by sending
+    it `"[MASK]"`), the vocabulary size from the token embedding, and the
+    cap (`max_layers`) from the export's `keras_act_model.json` (`None` for
+    exports written before it).
 
     Args:
         path: a SavedModel version folder (`saved_models/NAME/3`).
@@ -256,6 +261,13 @@ class SavedModelDepthModel(DepthModel):
                 f"{self.path}: `serving_default` must return `updates`, `token_ids` and "
                 f"`padding_mask` (as keras_act.export writes it); missing {missing}."
             )
+        if "text" not in self._text.structured_input_signature[1]:
+            raise ValueError(
+                f"{self.path}: `serving_default` takes no `text` input (it serves "
+                f"{sorted(self._text.structured_input_signature[1])}): export the "
+                "backbone or a single-text model for depth analysis."
+            )
+        facts = read_model_facts(self.path)
         self.sequence_length = outputs["token_ids"].shape[-1]
         probe = self._call_text(["[MASK]"])
         length = int(probe["padding_mask"][0].sum())
@@ -264,8 +276,14 @@ class SavedModelDepthModel(DepthModel):
         self.mask_token_id = int(ids[1]) if length == 3 else 4
         self.pad_token_id = 0
         self.vocabulary_size = _embedding_rows(self._loaded)
-        self.max_sequence_length = _position_rows(self._loaded) or self.sequence_length or 512
-        self.max_layers = None
+        self.max_sequence_length = (
+            facts.get("max_sequence_length")
+            or _position_rows(self._loaded)
+            or self.sequence_length
+            or 512
+        )
+        self.max_layers = facts.get("max_layers")
+        self.truncated_sentences = 0
 
     @property
     def can_run_token_ids(self):
@@ -276,14 +294,39 @@ class SavedModelDepthModel(DepthModel):
         outputs = self._text(text=tf.constant(list(sentences), tf.string))
         return {key: value.numpy() for key, value in outputs.items()}
 
-    def tokenize(self, sentences):
+    def _tokenize_once(self, sentences):
+        """`(ids, may_be_truncated)` of each sentence through `serving_default`."""
         result = []
         for start in range(0, len(sentences), 256):
             outputs = self._call_text(sentences[start : start + 256])
+            width = outputs["token_ids"].shape[-1]
             for ids, mask in zip(outputs["token_ids"], outputs["padding_mask"], strict=True):
                 length = int(mask.sum())
-                result.append(np.asarray(ids[1 : length - 1], np.int32))
+                result.append((np.asarray(ids[1 : length - 1], np.int32), length >= width))
         return result
+
+    def tokenize(self, sentences):
+        sentences = list(sentences)
+        results = [None] * len(sentences)
+        for index, (ids, full) in enumerate(self._tokenize_once(sentences)):
+            results[index] = self._split_and_tokenize(sentences[index]) if full else ids
+        return results
+
+    def _split_and_tokenize(self, sentence):
+        """The ids of a sentence that filled the export's length, in parts."""
+        words = _decode(sentence).split()
+        if len(words) <= 1:
+            self.truncated_sentences += 1
+            return self._tokenize_once([sentence])[0][0]
+        middle = len(words) // 2
+        halves = [" ".join(words[:middle]), " ".join(words[middle:])]
+        parts = self._tokenize_once(halves)
+        return np.concatenate(
+            [
+                self._split_and_tokenize(half) if full else ids
+                for half, (ids, full) in zip(halves, parts, strict=True)
+            ]
+        ).astype(np.int32)
 
     def run(self, token_ids, segment_ids, padding_mask):
         if self._token_ids_signature is None:
@@ -295,12 +338,23 @@ class SavedModelDepthModel(DepthModel):
         return self._depth_outputs({key: value.numpy() for key, value in outputs.items()})
 
     def run_texts(self, sentences):
-        outputs = self._call_text(sentences)
-        result = self._depth_outputs(outputs)
+        if self.can_run_token_ids:
+            # Packed as `KerasDepthModel.run_texts`: up to the model's length.
+            token_ids, padding_mask = _pack(
+                self.tokenize(sentences),
+                self.max_sequence_length,
+                self.cls_token_id,
+                self.sep_token_id,
+                self.pad_token_id,
+            )
+            result = self.run(token_ids, np.zeros_like(token_ids), padding_mask)
+        else:
+            outputs = self._call_text(sentences)
+            result = self._depth_outputs(outputs)
+            token_ids = outputs["token_ids"].astype(np.int32)
+            padding_mask = outputs["padding_mask"].astype(np.int32)
         result.update(
-            token_ids=outputs["token_ids"].astype(np.int32),
-            padding_mask=outputs["padding_mask"].astype(np.int32),
-            step_halting_probabilities=None,
+            token_ids=token_ids, padding_mask=padding_mask, step_halting_probabilities=None
         )
         return result
 
@@ -315,6 +369,35 @@ class SavedModelDepthModel(DepthModel):
             "halting_probability": None,
             "token_pieces": np.vectorize(_decode, otypes=[object])(pieces),
         }
+
+
+def read_model_facts(version_dir):
+    """The export's `keras_act_model.json` (`max_layers`, ...), or `{}` when absent."""
+    from keras_act.export.archive import MODEL_FACTS_FILE
+
+    path = os.path.join(version_dir, MODEL_FACTS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as file:
+        try:
+            facts = json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(facts, dict):
+        raise ValueError(f"{path} must hold a JSON object. Received: {facts!r}")
+    return facts
+
+
+def _pack(rows, max_sequence_length, cls_token_id, sep_token_id, pad_token_id):
+    """`[CLS] ids [SEP]` of each row (ids cut to fit), padded: `(token_ids, padding_mask)`."""
+    rows = [[cls_token_id] + list(ids[: max_sequence_length - 2]) + [sep_token_id] for ids in rows]
+    length = max(len(row) for row in rows)
+    token_ids = np.full((len(rows), length), pad_token_id, np.int32)
+    padding_mask = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        token_ids[i, : len(row)] = row
+        padding_mask[i, : len(row)] = 1
+    return token_ids, padding_mask
 
 
 def _variable_rows(loaded, name):

@@ -1,5 +1,6 @@
 """`export_saved_model`: a Keras model and its preprocessor as a TF Serving version."""
 
+import json
 import os
 
 import keras
@@ -16,6 +17,10 @@ from keras_act.export.signatures import (
 )
 from keras_act.tokenizers.albert_act_preprocessor import AlbertActPreprocessor
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+
+# The model's facts that the signatures do not show (its ACT cap), beside
+# saved_model.pb, for tools that read an export (keras_act.analysis).
+MODEL_FACTS_FILE = "keras_act_model.json"
 
 
 def export_saved_model(
@@ -128,6 +133,7 @@ def export_saved_model(
     def write(staging_dir):
         archive.write_out(staging_dir, verbose=False)
         warmup.write_warmup_file(staging_dir, model_name, requests)
+        write_model_facts(staging_dir, model, preprocessor)
         if verify:
             run_warmup_requests(staging_dir)
 
@@ -299,6 +305,21 @@ def _warmup_texts(texts, head, input_names):
             expected = f"({', '.join(input_names)}) pairs" if len(input_names) == 2 else "strings"
             raise ValueError(f"`warmup_texts` must hold {expected}. Received: {text!r}")
     return texts
+
+
+def write_model_facts(version_dir, model, preprocessor):
+    """Writes `MODEL_FACTS_FILE`: the backbone's `max_layers`,
+    `max_sequence_length` and `vocabulary_size`, and the export's
+    `sequence_length`."""
+    backbone = model if hasattr(model, "max_layers") else getattr(model, "backbone", None)
+    facts = {
+        "max_layers": getattr(backbone, "max_layers", None),
+        "max_sequence_length": _max_sequence_length(model),
+        "vocabulary_size": _vocabulary_size(model, preprocessor),
+        "sequence_length": preprocessor.sequence_length,
+    }
+    with open(os.path.join(version_dir, MODEL_FACTS_FILE), "w", encoding="utf-8") as file:
+        json.dump({k: int(v) if v is not None else None for k, v in facts.items()}, file)
 
 
 def _max_sequence_length(model):
