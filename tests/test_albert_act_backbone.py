@@ -204,3 +204,145 @@ def test_skip_halted_is_a_backbone_argument(backbone):
     a, b = dense(inputs), backbone(inputs)
     np.testing.assert_array_equal(a["updates"], b["updates"])
     np.testing.assert_allclose(a["sequence_output"], b["sequence_output"], atol=1e-5, rtol=1e-5)
+
+
+# === Inputs that must never give silently wrong numbers ===
+
+
+@pytest.fixture(scope="module")
+def dense_backbone(backbone):
+    """The same weights on the dense loop (the reference of the skip path)."""
+    dense = keras_act.AlbertActBackbone(**TINY, skip_halted=False)
+    dense.set_weights(backbone.get_weights())
+    return dense
+
+
+@pytest.fixture(scope="module")
+def preprocessor(tmp_path_factory):
+    from tests.export_helpers import train_tiny_sentencepiece
+
+    proto = train_tiny_sentencepiece(tmp_path_factory.mktemp("vocab") / "spiece.model")
+    tokenizer = keras_act.AlbertActTokenizer(proto=proto)
+    return keras_act.AlbertActPreprocessor(tokenizer, sequence_length=8)
+
+
+def assert_close_outputs(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        assert a[key].shape == b[key].shape, key
+        np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("batch", ["empty", "padding_only"])
+def test_empty_and_padding_only_batches_run_eagerly(backbone, dense_backbone, preprocessor, batch):
+    if batch == "empty":
+        inputs = preprocessor([])
+        assert inputs["token_ids"].shape == (0, 8)
+    else:
+        inputs = {k: np.zeros((3, 8), "int32") for k in ("token_ids", "segment_ids", "padding_mask")}
+    eager = backbone(inputs)  # the skip path (it failed in TensorArray.concat)
+    graph = tf.function(backbone)(inputs)
+    dense = dense_backbone(inputs)
+    assert eager["sequence_output"].shape == (len(inputs["token_ids"]), 8, 32)
+    assert_close_outputs(eager, graph)
+    assert_close_outputs(eager, dense)
+    np.testing.assert_array_equal(eager["updates"], 0.0)
+
+
+def call_in(mode, model, inputs):
+    if mode == "eager":
+        return model(inputs)
+    if mode == "tf.function":
+        return tf.function(model)({k: tf.constant(v) for k, v in inputs.items()})
+    return model.predict(inputs, verbose=0)
+
+
+BAD_CASTS = [
+    # (input, dtype, bad value, what the error shows)
+    ("token_ids", "int64", 2**32 + 5, "4294967301"),
+    ("token_ids", "float32", 5.99, "5.99"),
+    ("token_ids", "uint32", 2**31 + 5, "2147483653"),
+    ("segment_ids", "int64", 2**32 + 1, "4294967297"),
+    ("padding_mask", "float32", 0.5, "0.5"),
+]
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function", "predict"])
+@pytest.mark.parametrize("name, dtype, value, shown", BAD_CASTS)
+def test_values_the_int32_cast_would_change_are_refused(backbone, mode, name, dtype, value, shown):
+    # Before: 2**32 + 5 wrapped to id 5, 5.99 became 5, silently.
+    inputs = make_inputs()
+    inputs[name] = inputs[name].astype(dtype)
+    inputs[name][0, 3] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"`{name}` must hold") as error:
+        call_in(mode, backbone, inputs)
+    assert shown in str(error.value) and "0, 3" in str(error.value).replace("[0 3]", "0, 3")
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function", "predict"])
+@pytest.mark.parametrize("value", [-1, 2])
+def test_padding_mask_must_be_zero_or_one(backbone, mode, value):
+    # Before: a mask of -1 or 2 counted as a real token.
+    inputs = make_inputs()
+    inputs["padding_mask"][1, 2] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`padding_mask` must be 1") as error:
+        call_in(mode, backbone, inputs)
+    assert str(value) in str(error.value)
+
+
+def test_inputs_the_cast_keeps_give_the_same_numbers(backbone):
+    inputs = make_inputs()
+    expected = backbone(inputs)
+    for converted in (
+        {k: v.astype("int64") for k, v in inputs.items()},
+        {k: v.astype("float32") for k, v in inputs.items()},  # whole numbers
+        dict(inputs, padding_mask=inputs["padding_mask"].astype(bool)),
+    ):
+        assert_same_outputs(backbone(converted), expected)
+    # int64 inputs under XLA: the check compiles.
+    compiled = tf.function(backbone, jit_compile=True)(
+        {k: tf.constant(v, tf.int64) for k, v in inputs.items()}
+    )
+    np.testing.assert_array_equal(compiled["updates"], expected["updates"])
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function", "predict"])
+def test_task_model_refuses_ids_the_cast_would_change(backbone, mode):
+    classifier = keras_act.AlbertActTextClassifier(backbone, num_classes=2)
+    inputs = make_inputs()
+    expected = classifier.predict(inputs, verbose=0)
+    np.testing.assert_allclose(
+        classifier.predict({k: v.astype("int64") for k, v in inputs.items()}, verbose=0),
+        expected,
+        atol=1e-6,
+    )
+    inputs["token_ids"] = inputs["token_ids"].astype("int64")
+    inputs["token_ids"][1, 1] = 2**32 + 5
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`token_ids` must hold.*4294967301"):
+        call_in(mode, classifier, inputs)
+
+
+def test_pretrainer_refuses_ids_the_cast_would_change(backbone):
+    pretrainer = keras_act.AlbertActPretrainer(backbone)
+    inputs = make_inputs()
+    inputs["mask_positions"] = np.array([[1, 2], [1, 3]], "int64")
+    inputs["token_ids"] = inputs["token_ids"].astype("float64")
+    inputs["token_ids"][0, 1] = 7.5
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`token_ids` must hold integers.*7.5"):
+        pretrainer(inputs)
+
+
+@pytest.mark.parametrize("mode", ["eager", "static", "dynamic"])
+def test_sequence_length_zero_is_a_clear_error(backbone, mode):
+    # Before: a BiasAdd or strided_slice error.
+    inputs = {k: np.zeros((2, 0), "int32") for k in ("token_ids", "segment_ids", "padding_mask")}
+    if mode == "eager":
+        call = backbone
+    elif mode == "static":
+        call = tf.function(backbone)
+    else:
+        spec = tf.TensorSpec([None, None], tf.int32)
+        call = tf.function(backbone, input_signature=[{k: spec for k in inputs}])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sequence length is 0") as error:
+        call(inputs)
+    assert "2, 0" in str(error.value).replace("[2 0]", "2, 0")

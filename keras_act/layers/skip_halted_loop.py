@@ -71,8 +71,9 @@ def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False
         running = tf.gather(tf.reshape(halting_probability < 1.0, [-1]), updated_positions)
         keep = tf.cast(tf.where(running)[:, 0], tf.int32)
         done = tf.cast(tf.where(tf.logical_not(running))[:, 0], tf.int32)
-        finished = finished.write(step, tf.gather(updated, done))
-        finished_positions = finished_positions.write(step, tf.gather(updated_positions, done))
+        # Slot 0 holds the empty first element (see `final_states`).
+        finished = finished.write(step + 1, tf.gather(updated, done))
+        finished_positions = finished_positions.write(step + 1, tf.gather(updated_positions, done))
 
         positions = tf.gather(updated_positions, keep)
         inputs = tf.gather(updated, keep)
@@ -134,9 +135,13 @@ def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False
         return should_continue(halting_probability, updates, threshold, layer.max_layers)
 
     def final_states(dtype, width):
-        return tf.TensorArray(
+        # One empty element first: `concat()` of a TensorArray that was never
+        # written to fails eagerly (an empty batch, or every token padding,
+        # runs no iteration).
+        array = tf.TensorArray(
             dtype, size=0, dynamic_size=True, infer_shape=False, element_shape=width
         )
+        return array.write(0, tf.zeros([0] + width[1:], dtype))
 
     trace = ()
     if return_iterations:

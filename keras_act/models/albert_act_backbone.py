@@ -8,12 +8,12 @@ from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
 from keras_hub.models import Backbone
 
 from keras_act.layers.albert_act import AlbertAct, albert_act_kernel_initializer
-from keras_act.layers.input_checks import TokenInputCheck
+from keras_act.layers.input_checks import LosslessInputCast, TokenInputCheck
 from keras_act.models.albert_act_presets import backbone_presets
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
-class AlbertActBackbone(Backbone):
+class AlbertActBackbone(LosslessInputCast, Backbone):
     """ALBERT-ACT encoder network: ALBERT with adaptive, per-token depth.
 
     Token, position and segment embeddings are summed, layer-normalized and
@@ -26,6 +26,14 @@ class AlbertActBackbone(Backbone):
     `[batch, seq, hidden_dim]`, `pooled_output` `[batch, hidden_dim]`, and the
     float32 per-token `updates` (how many times the block ran on each token,
     0 on padding) and `remainders`.
+
+    Inputs are checked before use (`keras_act.layers.input_checks`): ids
+    must be integers that int32 holds (an int64 `2**32 + 5` or a float
+    `5.99` is refused, not cast to 5), in range of the vocabulary and
+    segments; the padding mask must be 0/1 or boolean; sequences need 1 to
+    `max_sequence_length` positions. A batch of 0 sequences, or one of
+    padding only, is fine. Violations raise `tf.errors.InvalidArgumentError`
+    naming the input and the bad value.
 
     Reference: Simoulin & Crabbé (2021), "How Many Layers and Why? An Analysis
     of the Model Depth in Transformers".

@@ -7,10 +7,11 @@ from keras_hub.layers import MaskedLMHead
 from keras_act.depth_categories import depth_category_masks, depth_category_sums
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_act import albert_act_kernel_initializer
+from keras_act.layers.input_checks import LosslessInputCast
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
-class AlbertActPretrainer(keras.Model):
+class AlbertActPretrainer(LosslessInputCast, keras.Model):
     """ALBERT-ACT with its pre-training heads (masked LM and sentence order).
 
     The masked-LM head (dense to `embedding_dim`, activation, layer norm, then

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras_hub.models import Task
 
+from keras_act.layers.input_checks import LosslessInputCast
 from keras_act.layers.ponder_cost import PonderCost, ponder_cost
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 
@@ -23,7 +24,7 @@ def default_optimizer(learning_rate=2e-5):
     return optimizer
 
 
-class AlbertActTask(Task):
+class AlbertActTask(LosslessInputCast, Task):
     """Base class of the ALBERT-ACT fine-tuning tasks.
 
     A keras-hub `Task` whose Functional graph runs an `AlbertActBackbone`
