@@ -22,6 +22,9 @@ setup(
         "keras>=3.12,<4",
         "keras-hub>=0.32,<0.33",
         "tensorflow-datasets>=4.9.7,<5",
+        # TFDS imports it to prepare any dataset builder (its own, or a user's
+        # defined in a package) but does not declare it on Python >= 3.9.
+        "importlib_resources>=6,<8",
         "tensorboard>=2.20,<3",
         "sentencepiece>=0.2,<0.3",
         "safetensors>=0.4,<1",

@@ -231,3 +231,38 @@ def test_a_logged_window_averages_the_gradient_norm_over_its_steps():
     assert summarize(window)["gradient_norm"] == pytest.approx(
         np.mean([step["gradient_norm"] for step in steps])
     )
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = make_trainer(strategy)
+    keeper = CheckpointKeeper(strategy, str(tmp_path), model=trainer.model, optimizer=trainer.optimizer)
+    iterator = iter(distribute_dataset(strategy, examples, 8))
+    trainer.train_step(iterator)
+    keeper.save(1)
+    saved = [v.numpy().copy() for v in trainer.model.weights]
+    trainer.train_step(iterator)
+    keeper.save(2)
+    (data,) = tmp_path.glob("ckpt-2.data-*")
+    truncate(data)  # as a full disk or a killed copy leaves it
+
+    other = make_trainer(strategy)
+    with pytest.warns(UserWarning, match=r"Checkpoint .*ckpt-2 is unreadable") as caught:
+        restored = CheckpointKeeper(strategy, str(tmp_path), model=other.model, optimizer=other.optimizer).restore()
+    assert "Read less bytes" in str(caught[0].message)
+    assert restored.endswith("ckpt-1")
+    assert int(other.optimizer.iterations.numpy()) == 1
+    for a, b in zip(saved, other.model.weights, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())
+
+    (data,) = tmp_path.glob("ckpt-1.data-*")
+    truncate(data)
+    third = make_trainer(strategy)
+    keeper = CheckpointKeeper(strategy, str(tmp_path), model=third.model, optimizer=third.optimizer)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"No readable checkpoint in .*ckpt-2 .*ckpt-1"):
+        keeper.restore()

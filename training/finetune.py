@@ -34,85 +34,113 @@ Example:
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import sys
 
+from training.cli import SetupError, one_line_errors
 from training.glue import GLUE_TASKS
 
 DEFAULT_MODEL_DIR = "runs/finetune"
 RANDOM_INITS = ("demo", "albert_act_tiny", "albert_act_small", "albert_act_base")
 
 
-class SetupError(ValueError):
-    """Bad input found before training: a clear message, no traceback."""
+DEFAULT_SEQUENCE_LENGTH = 128
 
 
 def build_parser():
+    from training.cli import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="python -m training.finetune",
         description="Fine-tune ALBERT-ACT on a GLUE task (with the ponder cost) and report "
         "the task's dev metric and the mean updates per token.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--task", required=True, help=f"one of {', '.join(GLUE_TASKS)}")
     data = parser.add_argument_group("data (--train and --dev, or --tfds)")
     data.add_argument("--train", help="GLUE TSV training file")
     data.add_argument("--dev", help="GLUE TSV dev file")
     data.add_argument("--tfds", help="a TFDS GLUE dataset, e.g. glue/sst2")
-    data.add_argument("--tfds-data-dir", help="TFDS data directory")
-    data.add_argument("--tfds-train-split", default="train")
-    data.add_argument("--tfds-dev-split", help="default: the task's validation split")
-    data.add_argument("--max-train-examples", type=int, help="use the first N training examples")
-    data.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples")
-    data.add_argument("--sequence-length", type=int, default=128)
+    data.add_argument("--tfds-data-dir", help="TFDS data directory (default: TFDS's own)")
+    data.add_argument("--tfds-train-split", default="train", help="the TFDS training split")
+    data.add_argument("--tfds-dev-split", help="the TFDS dev split (default: the task's validation split)")
+    data.add_argument("--max-train-examples", type=int, help="use the first N training examples (default: all)")
+    data.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples (default: all)")
+    data.add_argument(
+        "--sequence-length",
+        type=int,
+        help=f"tokens per example (default: {DEFAULT_SEQUENCE_LENGTH}, or the backbone's "
+        "max_sequence_length when shorter)",
+    )
     model = parser.add_argument_group("model")
     model.add_argument(
+        "--model",
         "--init",
+        dest="init",
         required=True,
-        help="preset folder, pre-training model dir, .keras file, checkpoint folder, "
-        f"hf://owner/name, or a random architecture ({', '.join(RANDOM_INITS)})",
+        metavar="MODEL",
+        help="the backbone to fine-tune: a preset folder, pre-training run folder, .keras file, "
+        f"checkpoint folder, hf://owner/name, or a random architecture ({', '.join(RANDOM_INITS)})",
     )
-    model.add_argument("--vocab", help="SentencePiece model, when --init carries no tokenizer")
+    model.add_argument(
+        "--vocab",
+        help="SentencePiece model (default: the tokenizer that comes with --model)",
+    )
     model.add_argument("--ponder-weight", type=float, help="tau (default: the backbone's)")
-    model.add_argument("--max-layers", type=int, help="cap on the layers per token")
+    model.add_argument("--max-layers", type=int, help="cap on the layers per token (default: the backbone's)")
     model.add_argument("--dropout", type=float, default=0.1, help="classifier dropout")
     run = parser.add_argument_group("training")
-    run.add_argument("--epochs", type=float, default=3.0)
+    run.add_argument("--epochs", type=float, default=3.0, help="passes over the training set")
     run.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
     run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
-    run.add_argument("--accumulation-steps", type=int, default=1)
-    run.add_argument("--optimizer", default="adamw", choices=("adamw", "lamb"))
-    run.add_argument("--learning-rate", type=float, default=2e-5)
-    run.add_argument("--warmup-ratio", type=float, default=0.1)
-    run.add_argument("--weight-decay", type=float, default=0.01)
-    run.add_argument("--clip-norm", type=float, default=1.0)
+    run.add_argument("--accumulation-steps", type=int, default=1, help="micro-batches per optimizer step")
+    run.add_argument("--optimizer", default="adamw", choices=("adamw", "lamb"), help="the optimizer")
+    run.add_argument("--learning-rate", type=float, default=2e-5, help="peak learning rate")
+    run.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps warming up")
+    run.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
+    run.add_argument("--clip-norm", type=float, default=1.0, help="global-norm clipping (0: none)")
     run.add_argument(
         "--strategy",
         default="auto",
         choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+        help="tf.distribute strategy",
     )
     run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
     run.add_argument(
-        "--cpu-devices", type=int, default=0, help="split the CPU into N logical devices"
+        "--cpu-devices", type=int, default=0, help="split the CPU into N logical devices (0: no split)"
     )
     run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"))
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--mixed-precision",
+        choices=("bfloat16", "float16"),
+        help="mixed-precision policy (default: float32)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the new weights and the data order")
     run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
     output = parser.add_argument_group("output")
-    output.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="checkpoints, logs, results")
-    output.add_argument("--log-every", type=int, default=10)
-    output.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps")
-    output.add_argument("--checkpoint-every", type=int, default=500)
-    output.add_argument("--keep-checkpoints", type=int, default=2)
-    output.add_argument("--eval-batch-size", type=int, default=64)
+    output.add_argument(
+        "--out",
+        "--model-dir",
+        dest="model_dir",
+        metavar="DIR",
+        default=DEFAULT_MODEL_DIR,
+        help="the run's folder: checkpoints, logs, results, model.keras",
+    )
+    output.add_argument("--log-every", type=int, default=10, help="steps between log lines")
+    output.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end only)")
+    output.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    output.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
+    output.add_argument("--eval-batch-size", type=int, default=64, help="batch of the evaluation")
     output.add_argument("--no-save", action="store_true", help="do not save the fine-tuned model")
     return parser
 
 
 def validate_args(args, parser):
     """Checks the arguments alone (no file is read): argparse errors."""
+    from training.cli import output_folder_error
     from training.glue import get_task
 
     try:
@@ -129,14 +157,15 @@ def validate_args(args, parser):
         parser.error("give --train FILE and --dev FILE (GLUE TSV files), or --tfds NAME")
     for name in (
         "batch_size",
-        "sequence_length",
         "accumulation_steps",
         "log_every",
         "eval_batch_size",
+        "checkpoint_every",
+        "keep_checkpoints",
     ):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    for name in ("steps", "max_train_examples", "max_dev_examples", "max_layers"):
+    for name in ("steps", "max_train_examples", "max_dev_examples", "max_layers", "sequence_length"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -144,7 +173,7 @@ def validate_args(args, parser):
         parser.error("--epochs must be positive")
     if args.batch_size % args.accumulation_steps:
         parser.error("--batch-size must be divisible by --accumulation-steps")
-    if args.sequence_length < 8:
+    if args.sequence_length is not None and args.sequence_length < 8:
         parser.error("--sequence-length must be at least 8")
     if not 0 <= args.warmup_ratio < 1:
         parser.error("--warmup-ratio must be in [0, 1)")
@@ -154,6 +183,9 @@ def validate_args(args, parser):
         path = getattr(args, name)
         if path and not os.path.isfile(path):
             parser.error(f"--{name} file not found: {path}")
+    error = output_folder_error(args.model_dir, "--out")
+    if error:
+        parser.error(error)
 
 
 # === Data ===
@@ -256,7 +288,7 @@ def load_backbone(args):
             config = keras_act.AlbertActBackbone.architecture_presets()[source]
         config["vocabulary_size"] = tokenizer.vocabulary_size()
         config["max_sequence_length"] = max(
-            config.get("max_sequence_length", 512), args.sequence_length
+            config.get("max_sequence_length", 512), args.sequence_length or DEFAULT_SEQUENCE_LENGTH
         )
         if args.max_layers:
             config["max_layers"] = args.max_layers
@@ -327,6 +359,9 @@ def prepare_backbone(args, backbone, tokenizer):
             f"The vocabulary ({tokenizer.vocabulary_size()} pieces) does not match the "
             f"backbone's embeddings ({backbone.vocabulary_size} tokens): wrong --vocab?"
         )
+    if args.sequence_length is None:
+        # The model's own limit when it is shorter than the usual 128.
+        args.sequence_length = min(DEFAULT_SEQUENCE_LENGTH, backbone.max_sequence_length)
     if args.sequence_length > backbone.max_sequence_length:
         raise SetupError(
             f"--sequence-length {args.sequence_length} exceeds the backbone's "
@@ -363,18 +398,26 @@ def build_task(args, backbone, tokenizer):
 
 
 def check_run_config(model_dir, run_config):
-    """Refuses to resume a model dir that holds another run's checkpoints."""
-    from training.run_files import differing_keys, record_run_config
+    """Refuses to resume a model dir that holds another run's checkpoints,
+    or one trained with another vocabulary (compared by content)."""
+    from training.run_files import differing_keys, record_run_config, vocabulary_mismatch
 
     try:
         previous = record_run_config(model_dir, run_config)
     except ValueError as error:
         raise SetupError(str(error)) from None
-    differing = differing_keys(previous, run_config)
+    mismatch = vocabulary_mismatch(model_dir, previous, run_config)
+    if mismatch:
+        raise SetupError(mismatch)
+    vocabulary = ("vocab", "vocab_sha256")
+    differing = differing_keys(
+        {k: v for k, v in previous.items() if k not in vocabulary},
+        {k: v for k, v in run_config.items() if k not in vocabulary},
+    )
     if differing:
         raise SetupError(
             f"{model_dir} holds checkpoints of another fine-tuning run (it differs in "
-            f"{differing}); use another --model-dir or the same settings."
+            f"{differing}); use another --out or the same settings."
         )
 
 
@@ -449,6 +492,7 @@ def setup(args):
     import keras
     import tensorflow as tf
 
+    from training.run_files import remove_stale_leftovers
     from training.strategies import create_strategy
 
     keras.utils.set_random_seed(args.seed)
@@ -463,6 +507,8 @@ def setup(args):
         backbone, tokenizer = prepare_backbone(args, backbone, tokenizer)
         task_model = build_task(args, backbone, tokenizer)
     os.makedirs(args.model_dir, exist_ok=True)
+    for path in remove_stale_leftovers(args.model_dir, os.path.join(args.model_dir, "checkpoints")):
+        print(f"Removed {path}, left by a killed run", flush=True)
     check_run_config(
         args.model_dir,
         {
@@ -471,6 +517,8 @@ def setup(args):
             "backbone": backbone.get_config(),
             "sequence_length": args.sequence_length,
             "ponder_weight": task_model.ponder_weight,
+            "vocab": os.path.abspath(args.vocab) if args.vocab else f"the tokenizer of {source}",
+            "vocab_sha256": hashlib.sha256(tokenizer.proto).hexdigest(),
         },
     )
     train = preprocess(task_model.preprocessor, train_texts, train_labels)
@@ -498,7 +546,7 @@ def run(args):
         strategy, task_model, source, (train_x, train_y), (dev_x, dev_y) = setup(args)
     except SetupError:
         raise
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         # Unreadable data, unknown TFDS names, bad checkpoints: the message
         # says it all.
         raise SetupError(str(error)) from error
@@ -533,7 +581,10 @@ def run(args):
             optimizer=optimizer,
             step=trainer.steps_done,
         )
-    restored = keeper.restore()
+    try:
+        restored = keeper.restore()
+    except ValueError as error:  # no readable checkpoint
+        raise SetupError(str(error)) from error
     step = int(trainer.steps_done.numpy())
     if chief:
         print(
@@ -557,7 +608,10 @@ def run(args):
             strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
         )
     )
-    writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
+    logs = os.path.join(args.model_dir, "logs")
+    writer = tf.summary.create_file_writer(logs) if chief else None
+    if chief:
+        print(f"TensorBoard logs in {logs}: tensorboard --logdir {logs}", flush=True)
     timer = StepTimer()
     window = {}
     while step < steps:
@@ -635,10 +689,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(args, parser)
-    try:
+    with one_line_errors(parser, (SetupError,)):
         run(args)
-    except SetupError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0
 
 

@@ -171,16 +171,19 @@ def read_glue_tsv(task, path, max_examples=None):
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file has no examples, lacks a column, has a row with
-            too few columns or an unknown label; the message names the file
-            and line.
+        ValueError: the file is not UTF-8, has no examples, lacks a column,
+            has a row with too few columns or an unknown label; the message
+            names the file and line.
     """
     task = get_task(task) if isinstance(task, str) else task
     if not os.path.isfile(path):
         raise FileNotFoundError(f"GLUE {task.name} file not found: {path}")
     # `utf-8-sig`: GLUE's MRPC files start with a byte order mark.
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except UnicodeDecodeError as error:
+        raise ValueError(_not_utf8(path, error)) from None
     rows = [(number, row) for number, row in enumerate(rows, 1) if any(c.strip() for c in row)]
     if task.header:
         if not rows:
@@ -213,6 +216,21 @@ def read_glue_tsv(task, path, max_examples=None):
         labels.append(_label(task, row[label_index].strip(), path, number))
     dtype = "float32" if task.is_regression else "int32"
     return texts, np.asarray(labels, dtype=dtype)
+
+
+def _not_utf8(path, error):
+    """Names the file, line and byte of a decoding error."""
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as line_error:
+                return (
+                    f"{path}, line {number}: not UTF-8 (byte "
+                    f"0x{line[line_error.start]:02x} at column {line_error.start + 1}); "
+                    "GLUE files are UTF-8 text: convert it (e.g. with iconv)."
+                )
+    return f"{path} is not UTF-8 text ({error.reason} at byte {error.start})."
 
 
 def _label(task, value, path, number):

@@ -35,63 +35,106 @@ PRESETS = ("demo", "albert_act_tiny", "albert_act_small", "albert_act_base")
 SAMPLE_SENTENCE = "once upon a time a grey fox lived near the [MASK] ."
 
 
+DEFAULT_SEQUENCE_LENGTH = 64
+DEFAULT_PRESET = "demo"
+
+
 def build_parser():
+    from training.cli import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="python -m training.pretrain",
-        description="Pre-train ALBERT-ACT (MLM + SOP + ponder cost).",
+        description="Pre-train ALBERT-ACT (MLM + SOP + ponder cost). Run it again with the "
+        "same --out to resume; settings not given again follow the recorded run.",
+        formatter_class=HelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--corpus", nargs="+", help="plain-text files (default: the demo corpus)")
     data.add_argument("--tfds", help="a TFDS text dataset, e.g. wikipedia/20230601.en")
-    data.add_argument("--tfds-split", default="train")
-    data.add_argument("--tfds-data-dir", help="TFDS data directory")
+    data.add_argument("--tfds-split", default="train", help="the TFDS split to read")
+    data.add_argument("--tfds-data-dir", help="TFDS data directory (default: TFDS's own)")
     data.add_argument("--tfds-max-examples", type=int, help="read at most this many examples")
-    data.add_argument("--vocab", help="SentencePiece model (default: train one on the corpus)")
-    data.add_argument("--vocab-size", type=int, default=None, help="size of a trained vocabulary")
-    data.add_argument("--sequence-length", type=int, default=64)
-    data.add_argument("--max-predictions", type=int, default=None, help="MLM targets per sequence")
+    data.add_argument(
+        "--vocab",
+        help="SentencePiece model (default: the resumed run's, else train one on the corpus)",
+    )
+    data.add_argument(
+        "--vocab-size",
+        type=int,
+        help="size of a trained vocabulary (default: 100 for the demo corpus, else 30000)",
+    )
+    data.add_argument(
+        "--sequence-length",
+        type=int,
+        help=f"tokens per sequence (default: the resumed run's, else {DEFAULT_SEQUENCE_LENGTH})",
+    )
+    data.add_argument(
+        "--max-predictions", type=int, help="MLM targets per sequence (default: 15%% of the length)"
+    )
     data.add_argument("--ngram-masking", type=int, default=1, help="longest masked n-gram (ALBERT: 3)")
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", default="demo", choices=PRESETS)
-    model.add_argument("--ponder-weight", type=float, help="tau (default: the preset's)")
-    model.add_argument("--max-layers", type=int, help="iteration cap (default: the preset's)")
+    model.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help=f"the architecture (default: the resumed run's, else {DEFAULT_PRESET})",
+    )
+    model.add_argument("--ponder-weight", type=float, help="tau (default: the resumed run's, else the preset's)")
+    model.add_argument(
+        "--max-layers", type=int, help="iteration cap (default: the resumed run's, else the preset's)"
+    )
     run = parser.add_argument_group("training")
-    run.add_argument("--steps", type=int, default=300)
+    run.add_argument("--steps", type=int, default=300, help="optimizer steps in all")
     run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
-    run.add_argument("--accumulation-steps", type=int, default=1)
-    run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"))
+    run.add_argument(
+        "--accumulation-steps", type=int, default=1, help="micro-batches per optimizer step"
+    )
+    run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"), help="the optimizer")
     run.add_argument(
         "--learning-rate", type=float, help="peak rate (default: 1e-2 for demo, ALBERT's 1.76e-3 otherwise)"
     )
-    run.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of --steps")
+    run.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 5%% of --steps)")
     run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
-    run.add_argument("--weight-decay", type=float, default=0.01)
-    run.add_argument("--clip-norm", type=float, default=1.0)
-    run.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"))
+    run.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
+    run.add_argument("--clip-norm", type=float, default=1.0, help="global-norm clipping (0: none)")
+    run.add_argument(
+        "--strategy",
+        default="auto",
+        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+        help="tf.distribute strategy",
+    )
     run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
-    run.add_argument("--cpu-devices", type=int, default=0, help="split the CPU into N logical devices")
+    run.add_argument("--cpu-devices", type=int, default=0, help="split the CPU into N logical devices (0: no split)")
     run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"))
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy (default: float32)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
     output = parser.add_argument_group("output")
-    output.add_argument("--model-dir", default="runs/pretrain", help="checkpoints, logs, vocabulary")
+    output.add_argument(
+        "--out",
+        "--model-dir",
+        dest="model_dir",
+        default="runs/pretrain",
+        help="the run's folder: checkpoints, logs, vocabulary, preset",
+    )
     output.add_argument("--export-dir", default="saved_models/albert_act_demo", help="SavedModel base folder ('' to skip)")
-    output.add_argument("--checkpoint-every", type=int, default=100)
-    output.add_argument("--log-every", type=int, default=10)
-    output.add_argument("--keep-checkpoints", type=int, default=3)
+    output.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    output.add_argument("--log-every", type=int, default=10, help="steps between log lines")
+    output.add_argument("--keep-checkpoints", type=int, default=3, help="checkpoints kept")
     return parser
 
 
 def validate_args(args, parser):
+    from training.cli import output_folder_error
+
     if args.corpus and args.tfds:
         parser.error("give either --corpus or --tfds, not both")
-    for name in ("steps", "batch_size", "sequence_length", "accumulation_steps"):
-        if getattr(args, name) <= 0:
+    for name in ("steps", "batch_size", "sequence_length", "accumulation_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.batch_size % args.accumulation_steps:
         parser.error("--batch-size must be divisible by --accumulation-steps")
-    if args.sequence_length < 8:
+    if args.sequence_length is not None and args.sequence_length < 8:
         parser.error("--sequence-length must be at least 8")
     if args.corpus:
         for path in args.corpus:
@@ -99,6 +142,30 @@ def validate_args(args, parser):
                 parser.error(f"corpus file not found: {path}")
     if args.vocab and not os.path.isfile(args.vocab):
         parser.error(f"vocabulary file not found: {args.vocab}")
+    for flag, path in (("--out", args.model_dir), ("--export-dir", args.export_dir)):
+        error = output_folder_error(path, flag)
+        if error:
+            parser.error(error)
+
+
+def follow_recorded_run(args, recorded):
+    """Fills the settings not given on the command line from the run config
+    recorded in the model dir (a resumed run), else from the defaults."""
+    recorded = recorded or {}
+    if args.sequence_length is None:
+        args.sequence_length = recorded.get("sequence_length", DEFAULT_SEQUENCE_LENGTH)
+    if args.preset is None:
+        args.preset = recorded.get("preset", DEFAULT_PRESET)
+    backbone = recorded.get("backbone", {})
+    if args.max_layers is None and "preset" in recorded and "max_layers" in backbone:
+        args.max_layers = backbone["max_layers"]
+    if args.ponder_weight is None and "preset" in recorded and "ponder_weight" in backbone:
+        args.ponder_weight = backbone["ponder_weight"]
+    own = os.path.abspath(os.path.join(args.model_dir, "vocab", "spiece.model"))
+    previous_vocab = recorded.get("vocab")
+    if args.vocab is None and previous_vocab and previous_vocab != own and os.path.isfile(previous_vocab):
+        args.vocab = previous_vocab
+    return args
 
 
 def load_documents(args):
@@ -158,15 +225,19 @@ def backbone_config(args, vocabulary_size):
 
 
 def check_run_config(model_dir, run_config):
-    """Refuses to resume a model dir that holds another architecture."""
-    from training.run_files import differing_keys, record_run_config
+    """Refuses to resume a model dir that holds another architecture, or was
+    trained with another vocabulary (compared by content)."""
+    from training.run_files import differing_keys, record_run_config, vocabulary_mismatch
 
     previous = record_run_config(model_dir, run_config)
+    mismatch = vocabulary_mismatch(model_dir, previous, run_config)
+    if mismatch:
+        raise ValueError(mismatch)
     differing = differing_keys(previous["backbone"], run_config["backbone"])
     if differing:
         raise ValueError(
             f"{model_dir} holds a checkpoint of another architecture (differs in "
-            f"{differing}); use another --model-dir or the same configuration."
+            f"{differing}); use another --out or the same configuration."
         )
 
 
@@ -182,12 +253,14 @@ def run(args):
     import keras_act
     from keras_act.analysis import format_depth_table, sentence_depths
     from keras_act.analysis.tensorboard import write_depth_summaries
+    from training.cli import SetupError
     from training.optimizers import create_optimizer
     from training.pretraining_data import (
         create_sop_instances,
         pretraining_dataset,
         tokenize_documents,
     )
+    from training.run_files import file_sha256, read_run_config, remove_stale_leftovers
     from training.strategies import create_strategy, is_chief
     from training.trainer import (
         CheckpointKeeper,
@@ -202,19 +275,39 @@ def run(args):
         tf.config.experimental.enable_op_determinism()
     if args.mixed_precision:
         keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
-    os.makedirs(args.model_dir, exist_ok=True)
 
     # Everything that can be wrong with the input fails here, before training.
-    strategy = create_strategy(args.strategy, tpu=args.tpu)
-    documents = load_documents(args)
-    vocab = prepare_vocabulary(args, documents)
-    tokenizer = keras_act.AlbertActTokenizer(proto=vocab)
-    config = backbone_config(args, tokenizer.vocabulary_size())
-    max_predictions = args.max_predictions or max(1, int(round(args.sequence_length * 0.15)))
-    check_run_config(args.model_dir, {"backbone": config, "vocab": os.path.abspath(vocab)})
-    instances = create_sop_instances(
-        tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
-    )
+    try:
+        os.makedirs(args.model_dir, exist_ok=True)
+        checkpoint_dir = os.path.join(args.model_dir, "checkpoints")
+        for path in remove_stale_leftovers(
+            args.model_dir, checkpoint_dir, os.path.join(args.model_dir, "vocab")
+        ):
+            print(f"Removed {path}, left by a killed run", flush=True)
+        follow_recorded_run(args, read_run_config(args.model_dir))
+        strategy = create_strategy(args.strategy, tpu=args.tpu)
+        documents = load_documents(args)
+        vocab = prepare_vocabulary(args, documents)
+        tokenizer = keras_act.AlbertActTokenizer(proto=vocab)
+        config = backbone_config(args, tokenizer.vocabulary_size())
+        max_predictions = args.max_predictions or max(1, int(round(args.sequence_length * 0.15)))
+        check_run_config(
+            args.model_dir,
+            {
+                "backbone": config,
+                "vocab": os.path.abspath(vocab),
+                "vocab_sha256": file_sha256(vocab),
+                "preset": args.preset,
+                "sequence_length": args.sequence_length,
+            },
+        )
+        instances = create_sop_instances(
+            tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
+        )
+    except SetupError:
+        raise
+    except (ValueError, OSError) as error:
+        raise SetupError(str(error)) from error
     chief = is_chief(strategy)
     own_text = args.corpus or args.tfds
     sample_sentence = "the quick brown fox jumps over the lazy [MASK] ." if own_text else SAMPLE_SENTENCE
@@ -251,14 +344,17 @@ def run(args):
         )
         keeper = CheckpointKeeper(
             strategy,
-            os.path.join(args.model_dir, "checkpoints"),
+            checkpoint_dir,
             max_to_keep=args.keep_checkpoints,
             model=pretrainer,
             optimizer=optimizer,
             step=trainer.steps_done,
         )
-    restored = keeper.restore()
-    step = int(trainer.steps_done.numpy())
+    try:
+        restored = keeper.restore()
+    except ValueError as error:
+        raise SetupError(str(error)) from error
+    step = start_step = int(trainer.steps_done.numpy())
     if chief and restored:
         print(f"Resumed from {restored} at step {step}")
 
@@ -280,7 +376,10 @@ def run(args):
         skip_steps=step,
     )
     iterator = iter(dataset)
-    writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "logs")) if chief else None
+    logs = os.path.join(args.model_dir, "logs")
+    writer = tf.summary.create_file_writer(logs) if chief else None
+    if chief:
+        print(f"TensorBoard logs in {logs}: tensorboard --logdir {logs}", flush=True)
     depth_batch = None
     if chief:
         # A fixed batch for the depth pictures and text in TensorBoard.
@@ -320,33 +419,76 @@ def run(args):
             keeper.save(step)
 
     if chief:
-        from training.run_files import save_model_atomically, write_folder_atomically
-
-        def write_preset(folder):
-            backbone.save_to_preset(folder)
-            tokenizer.save_to_preset(folder)
-
-        preset_dir = os.path.join(args.model_dir, "preset")
-        write_folder_atomically(preset_dir, write_preset)
-        save_model_atomically(pretrainer, os.path.join(args.model_dir, "pretrainer.keras"))
-        print(f"Saved the backbone and tokenizer preset to {preset_dir}")
-        if args.export_dir:
-            from keras_act.export import export_saved_model
-
-            path = export_saved_model(backbone, tokenizer, args.export_dir, sequence_length=args.sequence_length)
-            print(f"Exported the SavedModel to {path}")
+        finish(args, backbone, tokenizer, pretrainer, step, trained=step > start_step)
         depth = sentence_depths(backbone, [sample_sentence], tokenizer=tokenizer)[0]
         print("\n" + format_depth_table(depth, max_layers=backbone.max_layers))
     return pretrainer
 
 
+def finish(args, backbone, tokenizer, pretrainer, step, trained):
+    """Writes the preset, the `.keras` pretrainer and the SavedModel of the
+    final step; a re-run of a finished run (nothing trained) keeps what the
+    run already wrote instead of another identical copy."""
+    import json
+
+    from training.run_files import (
+        save_model_atomically,
+        write_folder_atomically,
+        write_text_atomically,
+    )
+
+    def write_preset(folder):
+        backbone.save_to_preset(folder)
+        tokenizer.save_to_preset(folder)
+
+    preset_dir = os.path.join(args.model_dir, "preset")
+    pretrainer_file = os.path.join(args.model_dir, "pretrainer.keras")
+    if trained or not (os.path.isdir(preset_dir) and os.path.isfile(pretrainer_file)):
+        write_folder_atomically(preset_dir, write_preset)
+        save_model_atomically(pretrainer, pretrainer_file)
+        print(f"Saved the backbone and tokenizer preset to {preset_dir}")
+    else:
+        print(f"The preset of step {step} is already in {preset_dir}")
+    if not args.export_dir:
+        return
+    from keras_act.export import export_saved_model
+
+    record_file = os.path.join(args.model_dir, "export.json")
+    record = {}
+    if os.path.isfile(record_file):
+        with open(record_file, encoding="utf8") as file:
+            try:
+                record = json.load(file)
+            except json.JSONDecodeError:
+                record = {}
+    base = os.path.abspath(args.export_dir)
+    if (
+        not trained
+        and isinstance(record, dict)
+        and record.get("step") == step
+        and record.get("export_dir") == base
+        and os.path.isdir(str(record.get("path")))
+    ):
+        print(f"The SavedModel of step {step} is already at {record['path']}: not exported again")
+        return
+    path = export_saved_model(backbone, tokenizer, args.export_dir, sequence_length=args.sequence_length)
+    write_text_atomically(
+        record_file,
+        json.dumps({"step": step, "export_dir": base, "path": os.path.abspath(str(path))}, indent=2),
+    )
+    print(f"Exported the SavedModel to {path}")
+
+
 def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.cli import SetupError, one_line_errors
+
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(args, parser)
-    run(args)
+    with one_line_errors(parser, (SetupError,)):
+        run(args)
     return 0
 
 

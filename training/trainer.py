@@ -14,6 +14,7 @@ the global batch.
 import os
 import shutil
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -264,11 +265,35 @@ class CheckpointKeeper:
         )
 
     def restore(self):
-        """Restores the latest checkpoint; returns its path or None."""
-        latest = self._chief_manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return latest
+        """Restores the latest readable checkpoint; returns its path or None.
+
+        A checkpoint whose files are damaged (truncated or missing data, e.g.
+        a disk that filled up) is skipped with a warning naming it, and the
+        one before it is restored.
+
+        Raises:
+            ValueError: there are checkpoints, and none is readable.
+        """
+        bad = []
+        for path in reversed(self._chief_manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (IndexError, tf.errors.OpError) as error:
+                reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+                bad.append(f"{path} ({reason})")
+                warnings.warn(
+                    f"Checkpoint {path} is unreadable ({reason}); trying the one before it.",
+                    stacklevel=2,
+                )
+                continue
+            return path
+        if bad:
+            raise ValueError(
+                f"No readable checkpoint in {self._chief_manager.directory}: "
+                + "; ".join(bad)
+                + ". Remove them to start again from scratch."
+            )
+        return None
 
     def save(self, step):
         path = self.manager.save(checkpoint_number=step)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from training.run_files import remove_stale_leftovers, staging_prefix
+
 MODEL_FILENAME = "spiece.model"
 VOCAB_FILENAME = "spiece.vocab"
 # Ids 0 and 1, then the control symbols at ids 2, 3 and 4, as ALBERT's model.
@@ -148,13 +150,14 @@ def train_vocabulary(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_leftovers(str(out_dir))
     stem = Path(MODEL_FILENAME).stem
     if seed is not None:
         spm.set_random_generator_seed(int(seed))
     # SentencePiece writes its files as it goes: train in a private folder and
     # move them into place (`.model` last), so no reader (another worker of
     # the same run) ever sees half of one.
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".training-"))
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=staging_prefix("training")))
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=sentences(),
@@ -192,16 +195,21 @@ def train_vocabulary(
     return out_dir / MODEL_FILENAME
 
 
-def main(argv=None):
+def build_parser():
+    from training.cli import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="python -m training.vocab",
         description="Train an ALBERT-compatible SentencePiece vocabulary "
         "(<pad>=0, <unk>=1, [CLS]=2, [SEP]=3, [MASK]=4, unigram, lower-cased).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--corpus", nargs="+", required=True, metavar="FILE", help="UTF-8 text files."
     )
-    parser.add_argument("--vocab-size", type=int, required=True, metavar="N")
+    parser.add_argument(
+        "--vocab-size", type=int, required=True, metavar="N", help="pieces, the 5 special ones included"
+    )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="writes DIR/spiece.model and .vocab"
     )
@@ -212,11 +220,28 @@ def main(argv=None):
         metavar="SYMBOL",
         help="pieces kept whole, e.g. ALBERT's ( ) \" - . – £ €",
     )
-    parser.add_argument("--character-coverage", type=float, default=0.99995)
-    parser.add_argument("--input-sentence-size", type=int, default=10_000_000)
+    parser.add_argument(
+        "--character-coverage",
+        type=float,
+        default=0.99995,
+        help="share of the characters covered (rarer ones become <unk>)",
+    )
+    parser.add_argument(
+        "--input-sentence-size", type=int, default=10_000_000, help="lines sampled for training"
+    )
     parser.add_argument("--seed", type=int, default=None, help="for a reproducible vocabulary")
     parser.add_argument("--verbose", action="store_true", help="SentencePiece's own logs")
+    return parser
+
+
+def main(argv=None):
+    from training.cli import output_folder_error
+
+    parser = build_parser()
     args = parser.parse_args(argv)
+    error = output_folder_error(args.out, "--out")
+    if error:
+        parser.error(error)
     try:
         path = train_vocabulary(
             args.corpus,
@@ -228,7 +253,7 @@ def main(argv=None):
             seed=args.seed,
             verbose=args.verbose,
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     processor = spm.SentencePieceProcessor(model_file=str(path))
     print(
