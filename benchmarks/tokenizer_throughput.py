@@ -49,10 +49,14 @@ def main(argv=None):
     parser.add_argument(
         "--sentences",
         default=str(SHARED / "data" / "glue" / "SST-2" / "dev.tsv"),
-        help="GLUE .tsv file (default: SST-2 dev)",
+        help="GLUE .tsv file (default: %(default)s, SST-2 dev)",
     )
-    parser.add_argument("--sequence-length", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--sequence-length", type=int, default=128, help="packed length (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="sentences per call (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     vocab = SHARED / "data" / "albert_v2_spiece.model"

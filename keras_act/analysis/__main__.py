@@ -36,6 +36,17 @@ class SetupError(Exception):
     """A problem with the command's inputs: printed as one line, exit status 2."""
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds `(default: X)` to help lines that do not say their default already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == []:
+            return text
+        return super()._get_help_string(action)
+
+
 class _OneLineErrorParser(argparse.ArgumentParser):
     """An `ArgumentParser` whose errors are one line (no usage block)."""
 
@@ -47,21 +58,21 @@ def build_parser():
     parser = _OneLineErrorParser(
         prog=PROG,
         description="Per-token depth (number of ACT updates) of an ALBERT-ACT model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model",
         required=True,
         help="preset directory, .keras file, authors' checkpoint folder (or hf://...), "
-        "or exported SavedModel (version or base folder)",
+        "or exported SavedModel (version or base folder); required",
     )
     parser.add_argument(
         "--vocab",
         help="SentencePiece model or tokenizer preset directory (default: the model's own "
         "tokenizer; needed for a .keras backbone or a checkpoint without spiece.model)",
     )
-    parser.add_argument("--text", action="append", default=[], help="a sentence (repeatable)")
-    parser.add_argument("--corpus", nargs="+", help="plain-text corpus files to analyse")
+    parser.add_argument("--text", action="append", default=[], help="a sentence (repeatable; default: none)")
+    parser.add_argument("--corpus", nargs="+", help="plain-text corpus files to analyse (default: none)")
     parser.add_argument(
         "--out", help="output folder of the tables and pictures (needed with --corpus)"
     )
@@ -89,7 +100,7 @@ def build_parser():
         default=6,
         help="corpus sentences drawn in the heat-map when no --text is given",
     )
-    parser.add_argument("--json", action="store_true", help="print --text results as JSON")
+    parser.add_argument("--json", action="store_true", help="print --text results as JSON (default: a table)")
     return parser
 
 

@@ -94,6 +94,8 @@ def masked_examples(
         max_ngram=max_ngram,
         shuffle=False,
     ).take(count)
+    # Exactly one example per SOP pair: say so (for progress reports).
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     return dataset, token_frequencies
 
 
