@@ -219,3 +219,205 @@ def test_cli_refuses_heads_into_a_preset_directory(tmp_path):
     )
     assert result.returncode == 2
     assert ".keras" in result.stderr
+
+
+# === Bad files name the file and the problem ===
+
+
+def checkpoint_with(tmp_path, name, data, config=None):
+    """A folder with TINY's config.json (or `config` text) and one weight file."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "config.json").write_text(config or (TINY / "config.json").read_text())
+    (folder / name).write_bytes(data)
+    return folder
+
+
+def test_truncated_tf_model_h5_names_the_file(tmp_path):
+    data = (TINY / "tf_model.h5").read_bytes()
+    folder = checkpoint_with(tmp_path, "tf_model.h5", data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"tf_model\.h5: not a complete HDF5 weights file"):
+        load_hf_checkpoint(str(folder))
+
+
+@pytest.mark.parametrize("text, problem", [("[1, 2]", "holds a JSON list"), ('{"vocab', "is not valid JSON")])
+def test_config_json_that_is_not_an_object_names_the_file(tmp_path, text, problem):
+    folder = checkpoint_with(tmp_path, "model.safetensors", (TINY / "model.safetensors").read_bytes(), text)
+    with pytest.raises(CheckpointError, match=rf"config\.json {problem}"):
+        load_hf_checkpoint(str(folder))
+
+
+def test_pytorch_bin_holding_a_list_names_the_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    folder = checkpoint_with(tmp_path, "model.safetensors", b"")
+    (folder / "model.safetensors").unlink()
+    torch.save([torch.zeros(2)], str(folder / "pytorch_model.bin"))
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin holds a list, not a state dict"):
+        load_hf_checkpoint(str(folder))
+
+
+# === Ponder weight: from config.json, else from the preset of the same geometry ===
+
+BASE = REFERENCE_DIR / "base_shape"
+
+
+@pytest.mark.parametrize("max_layers, expected", [(6, 1e-3), (12, 5e-4), (24, 2.5e-4)])
+def test_ponder_weight_follows_the_preset_of_the_same_geometry(tmp_path, max_layers, expected):
+    # Before: 1e-3 whatever the model (the paper's base model used 2.5e-4).
+    folder = tmp_path / "base"
+    folder.mkdir()
+    (folder / "model.safetensors").symlink_to(BASE / "model.safetensors")
+    config = json.loads((BASE / "config.json").read_text())
+    config["num_hidden_layers"] = max_layers
+    (folder / "config.json").write_text(json.dumps(config))
+    backbone = load_hf_checkpoint(str(folder))
+    assert backbone.max_layers == max_layers
+    assert backbone.ponder_weight == expected
+
+
+def test_ponder_weight_from_config_json_wins_and_else_defaults():
+    tiny = json.loads((TINY / "config.json").read_text())
+    config = keras_act.convert.backbone_config_from_hf(tiny)
+    # No preset has the tiny fixture's geometry: the backbone's default.
+    assert keras_act.convert.ponder_weight_for(tiny, config)[0] == 1e-3
+    assert keras_act.convert.ponder_weight_for(dict(tiny, tau=5e-4), config) == (
+        5e-4,
+        "config.json 'tau'",
+    )
+    with pytest.raises(CheckpointError, match="ponder_weight='high'"):
+        keras_act.convert.ponder_weight_for(dict(tiny, ponder_weight="high"), config)
+
+
+# === The command line ===
+
+
+def run_cli(capsys, *argv):
+    """`python -m keras_act.convert ARGV` in this process: (status, stdout, stderr)."""
+    from keras_act.convert.__main__ import main
+
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status, err, *words):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m keras_act.convert: error:"), err
+    for word in words:
+        assert word in lines[0]
+
+
+def test_cli_out_an_existing_file_is_one_line(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    status, _, err = run_cli(capsys, TINY, out)
+    assert_one_line_error(status, err, str(out), "existing file")
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["{tmp}/no_such_checkpoint", "{tmp}/out"], ["no_such_checkpoint"]),
+        (["{tmp}/bad", "{tmp}/out"], ["config.json holds a JSON list"]),
+        (["{tiny}", "{tmp}/x", "--pretraining-heads"], [".keras"]),
+        (["--out", "{tmp}/out"], ["missing SRC"]),
+        (["{tiny}", "--model", "{tmp}/other", "{tmp}/out"], ["SRC given twice"]),
+    ],
+)
+def test_cli_setup_errors_are_one_line(tmp_path, capsys, argv, words):
+    checkpoint_with(tmp_path, "model.safetensors", (TINY / "model.safetensors").read_bytes(), "[1, 2]")
+    argv = [a.format(tmp=tmp_path, tiny=TINY) for a in argv]
+    status, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(status, err, *words)
+
+
+def test_cli_help_shows_every_flag_with_its_default(capsys):
+    status, out, _ = run_cli(capsys, "--help")
+    assert status == 0
+    for flag in ("--model", "--out", "--pretraining-heads", "--transpose-pooler"):
+        assert flag in out
+    assert out.count("(default: False)") == 2 and "(default: None)" in out
+
+
+def test_cli_replaces_an_existing_preset_whole(tmp_path, capsys):
+    # Before: the old preset's tokenizer stayed beside the new backbone.
+    out = tmp_path / "preset"
+    old = keras_act.AlbertActBackbone(
+        vocabulary_size=50, embedding_dim=8, hidden_dim=16, num_heads=2,
+        intermediate_dim=32, max_layers=2, max_sequence_length=16,
+    )
+    old.save_to_preset(str(out))
+    (out / "tokenizer.json").write_text("{}")
+    (out / "assets").mkdir(exist_ok=True)
+    (out / "assets" / "spiece.model").write_bytes(b"old vocabulary")
+    # The spelling of the other tools: --model SRC --out OUT.
+    status, stdout, err = run_cli(capsys, "--model", TINY, "--out", out)
+    assert status == 0, err
+    assert "ponder weight 0.001, from default" in stdout
+    assert not (out / "tokenizer.json").exists()
+    assert not (out / "assets" / "spiece.model").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preset"]  # nothing left beside it
+    inputs, io = tiny_inputs()
+    backbone = keras_act.AlbertActBackbone.from_preset(str(out))
+    np.testing.assert_array_equal(backbone(inputs)["updates"].numpy(), io["updates"])
+    # A conversion that fails leaves the preset as it was.
+    before = sorted(p.name for p in out.rglob("*"))
+    status, _, err = run_cli(capsys, tmp_path / "missing", out)
+    assert status == 2 and sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_cli_prints_the_ponder_weight_of_config_json(tmp_path, capsys):
+    folder = copy_checkpoint(tmp_path, config_edit=lambda c: c.update(ponder_weight=5e-4))
+    status, stdout, err = run_cli(capsys, folder, tmp_path / "model.keras")
+    assert status == 0, err
+    assert "ponder weight 0.0005, from config.json 'ponder_weight'" in stdout
+    import keras
+
+    assert keras.saving.load_model(str(tmp_path / "model.keras")).ponder_weight == 5e-4
+
+
+# === hf:// without a network ===
+
+
+def test_unreachable_hub_is_one_clear_line_at_once(tmp_path):
+    # An endpoint that refuses connections, HF_HUB_OFFLINE unset, an empty
+    # cache. Before: five retries with back-off, then a 130-line traceback.
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(
+        HF_ENDPOINT="http://127.0.0.1:9",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
+        HF_HUB_ETAG_TIMEOUT="2",
+        HF_HUB_DOWNLOAD_TIMEOUT="2",
+    )
+    api = (
+        "import keras_act.convert as c\n"
+        "try:\n"
+        "    c.load_hf_checkpoint('hf://asi/albert-act-tiny')\n"
+        "except c.HubUnreachableError as error:\n"
+        "    print('RAISED', error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", api], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = "cannot reach the Hugging Face hub; pass a local folder or set HF_HUB_OFFLINE with a cached copy"
+    assert f"RAISED hf://asi/albert-act-tiny: {expected}" in result.stdout
+    assert "Retrying" not in result.stderr
+    cli = subprocess.run(
+        [sys.executable, "-m", "keras_act.convert", "hf://asi/albert-act-tiny", str(tmp_path / "out")],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2
+    errors = [line for line in cli.stderr.splitlines() if "keras_act.convert" in line or "Traceback" in line]
+    assert errors == [line for line in errors if line.startswith("python -m keras_act.convert: error:")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert "Retrying" not in cli.stderr and "Traceback" not in cli.stderr

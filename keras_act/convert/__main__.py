@@ -3,21 +3,64 @@
 SRC is a checkpoint folder in the Hugging Face layout (`config.json` plus
 `model.safetensors`, `pytorch_model.bin` or `tf_model.h5`), a weight file in
 one, or `hf://asi/albert-act-base`. OUT is a preset directory (loadable with
-`keras_act.AlbertActBackbone.from_preset(OUT)`), or a `.keras` file.
+`keras_act.AlbertActBackbone.from_preset(OUT)`), or a `.keras` file. As in
+the other command-line tools, `--model SRC --out OUT` works too.
+
+The output is written beside OUT first and then moved into place, so an
+existing preset is replaced whole (no file of the old preset, such as its
+tokenizer, stays beside the new backbone) and a killed conversion leaves the
+old OUT as it was. Every setup error is one line on stderr (exit status 2).
 """
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
+
+PROG = "python -m keras_act.convert"
+# Files that make a folder a preset (written by `save_to_preset`).
+PRESET_FILES = ("config.json", "metadata.json")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m keras_act.convert",
-        description="Convert an ALBERT-ACT checkpoint (Hugging Face layout) to Keras.",
+def fail(message):
+    """Ends the command with a one-line error."""
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line too
+        fail(f"{message} (see --help)")
+
+
+def build_parser():
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Convert an ALBERT-ACT checkpoint (Hugging Face layout) to a Keras "
+            "preset folder or .keras file."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("src", help="checkpoint folder, weight file, or hf://owner/name")
-    parser.add_argument("out", help="output preset directory, or a .keras file")
+    parser.add_argument(
+        "src",
+        nargs="?",
+        metavar="SRC",
+        help="checkpoint folder, weight file, or hf://owner/name (or --model)",
+    )
+    parser.add_argument(
+        "out",
+        nargs="?",
+        metavar="OUT",
+        help="output preset folder, or a .keras file (or --out)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="SRC",
+        help="the checkpoint, as SRC (the spelling of the other tools)",
+    )
+    parser.add_argument("--out", dest="out_option", metavar="OUT", help="the output, as OUT")
     parser.add_argument(
         "--pretraining-heads",
         action="store_true",
@@ -28,23 +71,120 @@ def main(argv=None):
         action="store_true",
         help="read pooler.weight as [in, out] (see load_hf_checkpoint)",
     )
-    args = parser.parse_args(argv)
-    if args.pretraining_heads and not args.out.endswith(".keras"):
-        parser.error("--pretraining-heads needs OUT to be a .keras file")
+    return parser
 
-    from keras_act.convert import load_hf_checkpoint
 
-    model = load_hf_checkpoint(
-        args.src,
-        pretraining_heads=args.pretraining_heads,
-        transpose_pooler=args.transpose_pooler,
+def _one_of(positional, option, name, flag):
+    if positional and option and positional != option:
+        fail(f"{name} given twice, differently: {positional!r} and {flag} {option!r}")
+    value = positional or option
+    if not value:
+        fail(f"missing {name}: pass `{PROG} SRC OUT` or `{flag} ...`")
+    return value
+
+
+def check_output(out, pretraining_heads):
+    """Refuses an OUT that cannot be written or must not be replaced."""
+    if out.endswith(".keras"):
+        if os.path.isdir(out):
+            fail(f"OUT {out} is a folder; a .keras output must be a file")
+        return
+    if pretraining_heads:
+        fail("--pretraining-heads needs OUT to be a .keras file")
+    if os.path.exists(out) and not os.path.isdir(out):
+        fail(f"OUT {out} is an existing file; a preset is written to a folder")
+    if os.path.isdir(out) and os.listdir(out) and not any(
+        os.path.isfile(os.path.join(out, name)) for name in PRESET_FILES
+    ):
+        fail(
+            f"OUT {out} is a folder that holds no preset (no {' or '.join(PRESET_FILES)}); "
+            "refusing to replace it: pass a new or empty folder"
+        )
+
+
+def _remove_leftovers(parent, base):
+    """Removes what a killed conversion to the same OUT left beside it."""
+    for name in os.listdir(parent):
+        if name.startswith((f".{base}.converting-", f".{base}.replaced-")):
+            path = os.path.join(parent, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+def write_output(model, out):
+    """Saves `model` to OUT through a temporary path beside it.
+
+    A preset folder is written whole to `.OUT.converting-*`, then swapped
+    with the old OUT (renames within one folder), so it never mixes files of
+    two conversions; a `.keras` file replaces the old one atomically.
+    """
+    out = os.path.abspath(out)
+    parent, base = os.path.dirname(out), os.path.basename(out)
+    os.makedirs(parent, exist_ok=True)
+    _remove_leftovers(parent, base)
+    if out.endswith(".keras"):
+        handle, temp = tempfile.mkstemp(prefix=f".{base}.converting-", suffix=".keras", dir=parent)
+        os.close(handle)
+        try:
+            model.save(temp)
+            os.replace(temp, out)
+        finally:
+            if os.path.exists(temp):
+                os.remove(temp)
+        return
+    temp = tempfile.mkdtemp(prefix=f".{base}.converting-", dir=parent)
+    try:
+        model.save_to_preset(temp)
+        if os.path.isdir(out):
+            replaced = temp.replace(".converting-", ".replaced-")
+            os.rename(out, replaced)
+            os.rename(temp, out)
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            os.rename(temp, out)
+    finally:
+        if os.path.isdir(temp):
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def main(argv=None):
+    args = build_parser().parse_intermixed_args(argv)
+    src = _one_of(args.src, args.model, "SRC", "--model")
+    out = _one_of(args.out, args.out_option, "OUT", "--out")
+    check_output(out, args.pretraining_heads)
+
+    from keras_act.convert.hf_checkpoint import (
+        HubUnreachableError,
+        backbone_config_from_hf,
+        load_hf_checkpoint,
+        ponder_weight_for,
+        read_hf_config,
+        resolve_checkpoint,
     )
-    if args.out.endswith(".keras"):
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        model.save(args.out)
-    else:
-        model.save_to_preset(args.out)
-    print(f"Converted {args.src} -> {args.out} ({model.count_params():,} parameters)")
+
+    try:
+        config_path, weight_file = resolve_checkpoint(src)
+        if not os.path.isfile(config_path):
+            fail(f"no config.json next to {weight_file}")
+        hf_config = read_hf_config(config_path)
+        tau, source = ponder_weight_for(hf_config, backbone_config_from_hf(hf_config))
+        model = load_hf_checkpoint(
+            weight_file,
+            pretraining_heads=args.pretraining_heads,
+            transpose_pooler=args.transpose_pooler,
+        )
+    except (OSError, ValueError, ImportError, HubUnreachableError) as error:
+        fail(error)
+    try:
+        write_output(model, out)
+    except OSError as error:
+        fail(f"cannot write {out}: {error}")
+    print(
+        f"Converted {src} -> {out} ({model.count_params():,} parameters; "
+        f"ponder weight {tau:g}, from {source})"
+    )
     return 0
 
 

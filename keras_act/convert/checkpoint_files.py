@@ -49,6 +49,19 @@ def read_pytorch_bin(path):
         ) from error
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, not a state dict "
+            "{name: tensor}: it is not a checkpoint of a model."
+        )
+    not_tensors = sorted(
+        str(name) for name, value in state.items() if not isinstance(value, torch.Tensor)
+    )
+    if not_tensors:
+        raise ValueError(
+            f"{path} is not a state dict {{name: tensor}}: the entries "
+            f"{not_tensors[:5]} are not tensors."
+        )
     return {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
 
 
@@ -66,6 +79,18 @@ def read_tf_h5(path):
     def text(value):
         return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
+    try:
+        return _read_tf_h5(path, h5py, text)
+    except (OSError, KeyError, TypeError) as error:
+        # h5py's words for a truncated or damaged file ("truncated file:
+        # eof = ...", "bad object header version number", ...).
+        raise ValueError(
+            f"Cannot read {path}: not a complete HDF5 weights file ({error}). "
+            "Download it again, or use the checkpoint's `model.safetensors`."
+        ) from error
+
+
+def _read_tf_h5(path, h5py, text):
     weights = {}
     with h5py.File(path, "r") as file:
         if "layer_names" not in file.attrs:

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_act.convert.checkpoint_files import read_weights
 from keras_act.models.albert_act_backbone import AlbertActBackbone
+from keras_act.models.albert_act_presets import backbone_presets
 from keras_act.models.albert_act_pretrainer import AlbertActPretrainer
 
 # Weight files of a checkpoint folder, in order of preference.
@@ -77,8 +78,30 @@ TIED_KEYS = {
 }
 
 
+# Keys of a checkpoint's config.json that may hold the ponder-cost weight
+# (the authors' pre-training script calls it `tau`).
+PONDER_WEIGHT_KEYS = ("ponder_weight", "tau")
+# What identifies a preset's model: its geometry and iteration cap.
+_GEOMETRY_KEYS = (
+    "vocabulary_size",
+    "embedding_dim",
+    "hidden_dim",
+    "num_heads",
+    "intermediate_dim",
+    "max_layers",
+)
+HUB_UNREACHABLE = (
+    "cannot reach the Hugging Face hub; pass a local folder or set "
+    "HF_HUB_OFFLINE with a cached copy"
+)
+
+
 class CheckpointError(ValueError):
     """A checkpoint does not match the ALBERT-ACT architecture."""
+
+
+class HubUnreachableError(ConnectionError):
+    """An `hf://` checkpoint is neither reachable nor in the local cache."""
 
 
 def backbone_config_from_hf(hf_config):
@@ -131,6 +154,67 @@ def backbone_config_from_hf(hf_config):
         raise CheckpointError(
             f"config.json lacks the key {error.args[0]!r} of an ALBERT-ACT config."
         ) from error
+
+
+def ponder_weight_for(hf_config, backbone_config):
+    """The ponder-cost weight tau of a checkpoint, and where it comes from.
+
+    The authors' `config.json` files do not record tau; their three models
+    used 1e-3 / 5e-4 / 2.5e-4 (tiny / small / base). A config that has
+    `ponder_weight` (or `tau`) gives it; otherwise the built-in preset of the
+    same geometry and iteration cap does; otherwise the backbone's default.
+
+    Args:
+        hf_config: dict, the checkpoint's `config.json`.
+        backbone_config: dict, the backbone arguments made from it
+            (`backbone_config_from_hf`).
+
+    Returns:
+        A tuple `(ponder_weight, source)`, `source` a short phrase such as
+        `"config.json 'tau'"` or `"preset albert_act_base"`.
+
+    Raises:
+        CheckpointError: for a ponder weight in config.json that is not a
+            number >= 0.
+
+    Example:
+
+    >>> config = dict(AlbertActBackbone.architecture_presets()["albert_act_base"])
+    >>> ponder_weight_for({}, config)
+    (0.00025, 'preset albert_act_base')
+    """
+    for key in PONDER_WEIGHT_KEYS:
+        if key in hf_config:
+            value = hf_config[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise CheckpointError(
+                    f"config.json: {key}={value!r} is not a ponder weight (a number >= 0)."
+                )
+            return float(value), f"config.json {key!r}"
+    for name, preset in backbone_presets.items():
+        if all(preset["config"][key] == backbone_config[key] for key in _GEOMETRY_KEYS):
+            return preset["config"]["ponder_weight"], f"preset {name}"
+    return 1e-3, "default: no ponder weight in config.json, no preset of this geometry"
+
+
+def read_hf_config(config_path):
+    """Reads a checkpoint's `config.json`, which must be a JSON object.
+
+    Raises:
+        CheckpointError: naming the file, for invalid JSON or JSON that is
+            not an object.
+    """
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config_path} is not valid JSON: {error}.") from error
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{config_path} holds a JSON {type(config).__name__}, not an object "
+            "of ALBERT-ACT settings."
+        )
+    return config
 
 
 def split_state_dict(weights):
@@ -215,7 +299,7 @@ def resolve_checkpoint(path):
 
 def _download_from_hub(repo_id):
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
         from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
     except ImportError as error:
         raise ImportError(
@@ -225,16 +309,53 @@ def _download_from_hub(repo_id):
     revision = None
     if "@" in repo_id:
         repo_id, revision = repo_id.split("@", 1)
-    config_path = hf_hub_download(repo_id, "config.json", revision=revision)
-    errors = []
+    # Without a network, huggingface_hub retries five times with back-off
+    # before it fails: ask once, and fall back to the cache at once.
+    local_only = constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT)
+
+    def download(name):
+        try:
+            return hf_hub_download(
+                repo_id, name, revision=revision, local_files_only=local_only
+            )
+        except LocalEntryNotFoundError as error:
+            if not local_only and not isinstance(error.__cause__, OSError):
+                raise
+            reason = (
+                "HF_HUB_OFFLINE is set and the cache has no copy"
+                if constants.HF_HUB_OFFLINE
+                else f"{constants.ENDPOINT} does not answer"
+            )
+            raise HubUnreachableError(
+                f"hf://{repo_id}: {HUB_UNREACHABLE} ({reason} of {name})."
+            ) from None
+
+    config_path = download("config.json")
+    errors, unreachable = [], None
     for name in BACKBONE_FILES:
         try:
-            return config_path, hf_hub_download(repo_id, name, revision=revision)
+            return config_path, download(name)
+        except HubUnreachableError as error:
+            unreachable = error
         except (EntryNotFoundError, LocalEntryNotFoundError) as error:
             errors.append(f"{name}: {type(error).__name__}")
+    if unreachable is not None:
+        raise unreachable
     raise FileNotFoundError(
         f"hf://{repo_id} has none of {list(BACKBONE_FILES)} ({'; '.join(errors)})."
     )
+
+
+def _hub_reachable(endpoint):
+    """Whether one request to the hub gets any answer (within the hub's timeout)."""
+    import requests
+    from huggingface_hub import constants
+
+    try:
+        requests.head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT, allow_redirects=False)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def _find_heads(weight_file, heads):
@@ -263,12 +384,19 @@ def load_hf_checkpoint(
     of the hub models `asi/albert-act-tiny|small|base`): `model.safetensors`,
     else `pytorch_model.bin` (only with `torch.load(weights_only=True)`),
     else `tf_model.h5`. Every tensor is checked: a missing, unexpected or
-    wrongly shaped one raises `CheckpointError` naming its key and shapes.
+    wrongly shaped one raises `CheckpointError` naming its key and shapes;
+    an unreadable file (truncated, not JSON, not a state dict) an error
+    naming the file. The backbone's `ponder_weight` (tau, used by the
+    training tasks) comes from `ponder_weight_for`: the config's value when
+    it has one, else the paper's value for the preset of the same geometry
+    (1e-3 / 5e-4 / 2.5e-4 for tiny / small / base).
 
     Args:
         path: str, a checkpoint folder, a weight file in one, or
             `"hf://owner/name"` (e.g. `"hf://asi/albert-act-base"`), fetched
-            with `huggingface_hub` (from its cache when `HF_HUB_OFFLINE=1`).
+            with `huggingface_hub` (from its cache when `HF_HUB_OFFLINE=1`);
+            a hub that cannot be reached raises `HubUnreachableError`
+            at once, unless the files are cached.
         pretraining_heads: bool, also load the masked-LM and sentence-order
             heads (from the weight file, or from `pretraining_model.safetensors`
             / `pretraining_heads.safetensors` beside it) and return an
@@ -293,8 +421,9 @@ def load_hf_checkpoint(
     config_path, weight_file = resolve_checkpoint(path)
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"No config.json next to {weight_file}.")
-    with open(config_path) as file:
-        config = backbone_config_from_hf(json.load(file))
+    hf_config = read_hf_config(config_path)
+    config = backbone_config_from_hf(hf_config)
+    config["ponder_weight"], _ = ponder_weight_for(hf_config, config)
     backbone_weights, head_weights = split_state_dict(read_weights(weight_file))
 
     backbone = AlbertActBackbone(dtype=dtype, **config)
