@@ -324,7 +324,7 @@ def test_cli_out_an_existing_file_is_one_line(tmp_path, capsys):
     [
         (["{tmp}/no_such_checkpoint", "{tmp}/out"], ["no_such_checkpoint"]),
         (["{tmp}/bad", "{tmp}/out"], ["config.json holds a JSON list"]),
-        (["{tiny}", "{tmp}/x", "--pretraining-heads"], [".keras"]),
+        (["{tiny}", "--pretraining-heads", "{tmp}/x"], [".keras"]),
         (["--out", "{tmp}/out"], ["missing SRC"]),
         (["{tiny}", "--model", "{tmp}/other", "{tmp}/out"], ["SRC given twice"]),
     ],

@@ -30,6 +30,21 @@ def fail(message):
 
 
 class _Parser(argparse.ArgumentParser):
+    """`parse_args` that takes options between SRC and OUT, and one-line errors."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # `SRC --pretraining-heads OUT`: plain argparse takes SRC alone as
+        # the first chunk of positionals, and then refuses OUT.
+        if self._parsing:
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
     def error(self, message):  # argparse's own errors: one line too
         fail(f"{message} (see --help)")
 
@@ -150,7 +165,7 @@ def write_output(model, out):
 
 
 def main(argv=None):
-    args = build_parser().parse_intermixed_args(argv)
+    args = build_parser().parse_args(argv)
     src = _one_of(args.src, args.model, "SRC", "--model")
     out = _one_of(args.out, args.out_option, "OUT", "--out")
     check_output(out, args.pretraining_heads)
