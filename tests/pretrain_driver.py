@@ -17,11 +17,13 @@ def main():
     import numpy as np
 
     from training import pretrain
+    from training.cli import SetupError, one_line_errors
 
     parser = pretrain.build_parser()
     args = parser.parse_args(argv)
     pretrain.validate_args(args, parser)
-    model = pretrain.run(args)
+    with one_line_errors(parser, (SetupError,)):  # as pretrain.main
+        model = pretrain.run(args)
     np.savez(out, **{w.path: np.asarray(w.numpy()) for w in model.weights})
 
 

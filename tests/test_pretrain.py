@@ -222,8 +222,8 @@ def test_empty_or_unusable_corpus_fails_before_training(tmp_path, demo_files, co
         ["--corpus", str(path), "--vocab", demo_files[1], "--model-dir", str(tmp_path / "run")],
         check=False,
     )
-    assert result.returncode != 0
-    assert message in result.stderr
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
     assert "step " not in result.stdout
 
 
@@ -235,7 +235,7 @@ def test_batch_not_divisible_by_the_replicas_fails_before_training(tmp_path, dem
          "--batch-size", "7", "--model-dir", str(tmp_path / "run"), "--export-dir", ""],
         check=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "global batch size 7 is not divisible by the 2 replicas" in result.stderr
     assert "step " not in result.stdout
 
@@ -246,7 +246,7 @@ def test_unknown_tfds_name_fails_before_training(tmp_path, demo_files):
         ["--tfds", "no_such_dataset_xyz", "--vocab", demo_files[1], "--model-dir", str(tmp_path / "run")],
         check=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Unknown TFDS dataset 'no_such_dataset_xyz'" in result.stderr
 
 
@@ -255,7 +255,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, demo_files):
     common = ["--corpus", corpus, "--vocab", vocab, "--strategy", "one_device", *SMALL, "--model-dir", str(tmp_path / "run")]
     run_driver(tmp_path / "a.npz", common)
     result = run_driver(tmp_path / "b.npz", [*common, "--max-layers", "5"], check=False)
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "another architecture" in result.stderr and "max_layers" in result.stderr
     assert "step " not in result.stdout
 
@@ -275,3 +275,58 @@ def test_pretrain_on_tfds_mock_data(tmp_path, demo_files):
     with tfds.testing.mock_data(num_examples=64):
         pretrain.run(args)
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("-4")
+
+
+def test_rerun_corrupt_checkpoint_leftovers_and_another_vocabulary(tmp_path, demo_files):
+    """One run folder through what happens to real ones:
+
+    - run again once finished: nothing trained, no second identical export;
+    - its latest checkpoint truncated (a full disk) and leftovers of a killed
+      run beside it: the next run warns naming the bad checkpoint, resumes
+      from the one before, and removes the stale leftovers; settings not
+      given again (--sequence-length) follow the recorded run;
+    - another vocabulary of the same size: refused, naming both.
+    """
+    from training.demo_corpus import write_demo_corpus
+    from training.vocab import train_vocabulary
+
+    corpus, vocab = demo_files
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    common = [
+        "--corpus", corpus, "--strategy", "one_device", "--batch-size", "8",
+        "--log-every", "1", "--seed", "3", "--max-layers", "3", "--checkpoint-every", "2",
+        "--out", str(run_dir), "--export-dir", str(export_dir),
+    ]  # fmt: skip
+    first = run_driver(tmp_path / "a.npz", [*common, "--vocab", vocab, "--steps", "4", "--sequence-length", "32"])
+    assert f"tensorboard --logdir {run_dir / 'logs'}" in first.stdout
+    assert [p.name for p in export_dir.iterdir() if p.is_dir()] == ["1"]
+
+    again = run_driver(tmp_path / "b.npz", [*common, "--vocab", vocab, "--steps", "4", "--sequence-length", "32"])
+    assert losses_steps(again.stdout) == []
+    assert "already at" in again.stdout and "not exported again" in again.stdout
+    assert sorted(p.name for p in export_dir.iterdir() if p.is_dir()) == ["1"]
+
+    checkpoints = run_dir / "checkpoints"
+    (data,) = checkpoints.glob("ckpt-4.data-*")
+    data.write_bytes(data.read_bytes()[:100])
+    stale = [checkpoints / "ckpt-6_temp", run_dir / ".writing-999999999@elsewhere~-x.keras"]
+    stale[0].mkdir()
+    (stale[0] / "part-00000-of-00001.index").write_bytes(b"")
+    stale[1].write_bytes(b"PK")
+    old = time.time() - 3600
+    for path in (stale[0] / "part-00000-of-00001.index", *stale):
+        os.utime(path, (old, old))
+    # No --vocab nor --sequence-length: the recorded run's.
+    resumed = run_driver(tmp_path / "c.npz", [*common, "--steps", "6"])
+    assert "ckpt-4 is unreadable" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert f"Resumed from {checkpoints / 'ckpt-2'} at step 2" in resumed.stdout
+    assert losses_steps(resumed.stdout) == ["3", "4", "5", "6"]
+    assert not any(path.exists() for path in stale)
+    assert sorted(p.name for p in export_dir.iterdir() if p.is_dir()) == ["1", "2"]
+
+    other_corpus = write_demo_corpus(str(tmp_path / "other.txt"), num_documents=200, seed=7)
+    other = str(train_vocabulary([other_corpus], 100, str(tmp_path / "other_vocab"), seed=1))
+    refused = run_driver(tmp_path / "d.npz", [*common, "--vocab", other, "--steps", "8"], check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert vocab in refused.stderr and other in refused.stderr
+    assert losses_steps(refused.stdout) == []

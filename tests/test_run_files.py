@@ -1,8 +1,11 @@
 """The model dir's files are written whole, even with several writers."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,73 @@ def test_written_files_have_the_default_mode_not_a_private_one(tmp_path):
         os.umask(umask)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"a.txt": 0o644, "m.keras": 0o644, "preset": 0o755}
+
+
+def _age(path, seconds):
+    then = time.time() - seconds
+    for root, folders, files in os.walk(path) if path.is_dir() else [(None, [], [])]:
+        for name in folders + files:
+            os.utime(os.path.join(root, name), (then, then))
+    os.utime(path, (then, then))
+
+
+def test_stale_leftovers_of_killed_runs_are_removed_and_live_writers_kept(tmp_path):
+    from training.run_files import remove_stale_leftovers, staging_prefix
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: its staging files are leftovers
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        checkpoints = tmp_path / "checkpoints"
+        checkpoints.mkdir()
+        files = {
+            "dead": tmp_path / f".writing-{dead_pid}@{host}~-abc.keras",
+            "live": tmp_path / f".writing-{live.pid}@{host}~-def.keras",
+            "mine": tmp_path / f"{staging_prefix()}ghi.keras",
+            "other_host_fresh": tmp_path / ".writing-12@elsewhere~-jkl.keras",
+            "other_host_old": tmp_path / ".writing-13@elsewhere~-mno.keras",
+            "old_format_old": tmp_path / ".writing-pqrrun_config.json",
+            "keep": tmp_path / "run_config.json",
+        }
+        for path in files.values():
+            path.write_text("x")
+        old_temp = checkpoints / "ckpt-7_temp"
+        fresh_temp = checkpoints / "ckpt-8_temp"
+        for folder in (old_temp, fresh_temp):
+            folder.mkdir()
+            (folder / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 10)
+        _age(old_temp, 3600)
+        _age(files["other_host_old"], 3600)
+        _age(files["old_format_old"], 3600)
+        # A folder whose own mtime is old but that was written to just now:
+        # a concurrent writer's, kept.
+        _age(fresh_temp, 3600)
+        (fresh_temp / "part-00000-of-00001.index").write_bytes(b"\0")
+
+        removed = remove_stale_leftovers(str(tmp_path), str(checkpoints), str(tmp_path / "absent"))
+    finally:
+        live.kill()
+        live.wait()
+    expected = [files["dead"], files["other_host_old"], files["old_format_old"], old_temp]
+    assert removed == sorted(str(p) for p in expected)
+    for path in expected:
+        assert not path.exists()
+    for name in ("live", "mine", "other_host_fresh", "keep"):
+        assert files[name].exists(), name
+    assert fresh_temp.exists()
+
+
+def test_vocabulary_mismatch_names_both_vocabularies():
+    from training.run_files import vocabulary_mismatch
+
+    a = {"vocab": "/runs/a/spiece.model", "vocab_sha256": "a" * 64}
+    moved = {"vocab": "/elsewhere/spiece.model", "vocab_sha256": "a" * 64}
+    other = {"vocab": "/data/other.model", "vocab_sha256": "b" * 64}
+    assert vocabulary_mismatch("run", a, moved) is None  # same content, another path
+    message = vocabulary_mismatch("run", a, other)
+    assert "/runs/a/spiece.model (sha256 aaaaaaaaaaaa)" in message
+    assert "/data/other.model (sha256 bbbbbbbbbbbb)" in message
+    # A run recorded before the digest was: compared by path.
+    assert vocabulary_mismatch("run", {"vocab": "/x.model"}, other) is not None
+    assert vocabulary_mismatch("run", {"vocab": "/data/other.model"}, other) is None
