@@ -353,3 +353,44 @@ def test_checkpoints_of_another_architecture(files, tmp_path, capsys):
 def test_resuming_another_run_config_is_refused(files, tmp_path, capsys):
     (tmp_path / "run_config.json").write_text(json.dumps({"task": "cola"}))
     fails_before_training(finetune_args(files, tmp_path), capsys, "another fine-tuning run")
+
+
+def test_defaults_follow_the_model_and_another_vocabulary_is_refused(files, tmp_path, capsys):
+    """The README's command on a preset whose max_sequence_length is 64 (the
+    main job's): no --sequence-length, so it follows the model. Resuming that
+    run with another vocabulary of the same size is refused, naming both."""
+    from tests.test_tasks_helpers import write_corpus
+    from training.vocab import train_vocabulary
+
+    assert files["backbone"].max_sequence_length == 64
+    argv = ["--task", "sst2", "--train", files["train"], "--dev", files["dev"],
+            "--model", files["preset"], "--out", str(tmp_path / "run"),
+            "--steps", "2", "--batch-size", "8", "--log-every", "1", "--no-save"]  # fmt: skip
+    finetune.main(argv)
+    out = capsys.readouterr().out
+    assert "sequence length 64;" in out and "dev accuracy" in out
+    other_corpus = write_corpus(tmp_path / "other.txt", seed=5)
+    other = train_vocabulary([other_corpus], 150, tmp_path / "other_vocab", seed=1)
+    assert other.read_bytes() != Path(files["vocab"]).read_bytes()
+    err = fails_before_training([*argv, "--vocab", str(other)], capsys, "was trained with the vocabulary")
+    assert f"the tokenizer of {files['preset']}" in err and str(other) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_tsv_that_is_not_utf8_is_named_with_its_line(files, tmp_path, capsys):
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("sentence\tlabel\na good film\t1\nun caf\u00e9 terrible\t0\n".encode("latin-1"))
+    argv = finetune_args(files, tmp_path / "run")
+    argv[argv.index(files["train"])] = str(latin1)
+    err = fails_before_training(argv, capsys, f"{latin1}, line 3: not UTF-8 (byte 0xe9")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(files, tmp_path, capsys):
+    existing = tmp_path / "results.txt"
+    existing.write_text("mine")
+    for flag in ("--out", "--model-dir"):
+        argv = finetune_args(files, tmp_path) + [flag, str(existing)]
+        err = fails_before_training(argv, capsys, f"--out {existing} is an existing file, not a folder")
+        assert len(err.strip().splitlines()) == 1
+    assert existing.read_text() == "mine"

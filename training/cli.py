@@ -52,6 +52,12 @@ def output_folder_error(path, flag):
         current = parent
 
 
+def exit_with_error(parser, message):
+    """`prog: error: message` on stderr and exit status 2: `parser.error`
+    without the usage block, for errors in files rather than in flags."""
+    parser.exit(2, f"{parser.prog}: error: {' '.join(str(message).split())}\n")
+
+
 # The errors that bad input (files, folders, flags) raises during set-up.
 SETUP_ERRORS = (SetupError, ValueError, OSError)
 
@@ -71,4 +77,4 @@ def one_line_errors(parser, errors=SETUP_ERRORS):
         message = str(error) or type(error).__name__
         if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
             message = f"{error.filename}: {message}"
-        parser.exit(2, f"{parser.prog}: error: {' '.join(message.split())}\n")
+        exit_with_error(parser, message)

@@ -140,7 +140,7 @@ def build_parser():
 
 def validate_args(args, parser):
     """Checks the arguments alone (no file is read): argparse errors."""
-    from training.cli import output_folder_error
+    from training.cli import exit_with_error, output_folder_error
     from training.glue import get_task
 
     try:
@@ -185,7 +185,7 @@ def validate_args(args, parser):
             parser.error(f"--{name} file not found: {path}")
     error = output_folder_error(args.model_dir, "--out")
     if error:
-        parser.error(error)
+        exit_with_error(parser, error)
 
 
 # === Data ===
@@ -591,7 +591,8 @@ def run(args):
             f"GLUE {task.name}: {num_train} training and {len(dev_y)} dev examples; "
             f"backbone from {source} ({task_model.backbone.count_params():,} parameters, "
             f"max_layers {task_model.backbone.max_layers}, ponder weight "
-            f"{task_model.ponder_weight:g}); {steps} steps of {args.batch_size}; "
+            f"{task_model.ponder_weight:g}); sequence length {args.sequence_length}; "
+            f"{steps} steps of {args.batch_size}; "
             f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__})",
             flush=True,
         )

@@ -124,7 +124,7 @@ def build_parser():
 
 
 def validate_args(args, parser):
-    from training.cli import output_folder_error
+    from training.cli import exit_with_error, output_folder_error
 
     if args.corpus and args.tfds:
         parser.error("give either --corpus or --tfds, not both")
@@ -145,7 +145,7 @@ def validate_args(args, parser):
     for flag, path in (("--out", args.model_dir), ("--export-dir", args.export_dir)):
         error = output_folder_error(path, flag)
         if error:
-            parser.error(error)
+            exit_with_error(parser, error)
 
 
 def follow_recorded_run(args, recorded):

@@ -235,13 +235,13 @@ def build_parser():
 
 
 def main(argv=None):
-    from training.cli import output_folder_error
+    from training.cli import exit_with_error, output_folder_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
     error = output_folder_error(args.out, "--out")
     if error:
-        parser.error(error)
+        exit_with_error(parser, error)
     try:
         path = train_vocabulary(
             args.corpus,
