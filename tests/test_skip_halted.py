@@ -91,6 +91,26 @@ def test_skip_path_equals_dense_path(mode, seed, halting_bias):
     assert updates.min() >= 1 and updates.max() <= CONFIG["max_layers"]
 
 
+@pytest.mark.parametrize("mode", ["eager", "tf.function"])
+@pytest.mark.parametrize("lengths", [(), (0, 0, 0)], ids=["empty_batch", "padding_only"])
+@pytest.mark.parametrize("return_iterations", [False, True])
+def test_skip_path_runs_no_iteration_as_the_dense_path(mode, lengths, return_iterations):
+    # No token to run: the loop does not iterate. Eagerly this failed in
+    # `TensorArray.concat()` of zero elements (an unrelated ConcatV2 error).
+    layer = make_layer()
+    hidden, mask = make_inputs(lengths=lengths)
+    dense = layer(hidden, padding_mask=mask, skip_halted=False, return_iterations=return_iterations)
+    for skip_halted in (True, False):
+        call = functools.partial(layer, skip_halted=skip_halted, return_iterations=return_iterations)
+        if mode == "tf.function":
+            call = tf.function(call)  # (with return_iterations, both paths failed to trace)
+        outputs = call(hidden, padding_mask=mask)
+        assert set(outputs) == set(dense)
+        for key in dense:
+            np.testing.assert_array_equal(np.asarray(outputs[key]), np.asarray(dense[key]), err_msg=key)
+        np.testing.assert_array_equal(outputs["sequence_output"], hidden)
+
+
 @pytest.mark.parametrize("batch,length", [(1, 8), (1, 1), (2, 1)])
 def test_skip_path_in_tf_function_with_static_shapes(batch, length):
     layer = make_layer()

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
-from keras_act.layers.halting import halting_step, should_continue
+from keras_act.layers.halting import halting_step, record_iteration, should_continue
 from keras_act.layers.skip_halted_loop import skip_halted_loop
 from keras_act.layers.xla_context import inside_xla_context
 
@@ -312,9 +312,7 @@ class AlbertAct(keras.layers.Layer):
             if trace:
                 values = step_values + (halting_probability, remainders, updates)
                 trace = tuple(
-                    tf.tensor_scatter_nd_update(
-                        history, [[step]], tf.cast(value, history.dtype)[tf.newaxis]
-                    )
+                    record_iteration(history, step, value)
                     for history, value in zip(trace, values, strict=True)
                 )
             return (step + 1, state, halting_probability, remainders, updates) + tuple(

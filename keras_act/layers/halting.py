@@ -61,3 +61,26 @@ def should_continue(halting_probability, updates, threshold, max_layers):
             updates < tf.cast(max_layers, updates.dtype),
         )
     )
+
+
+def record_iteration(history, step, value):
+    """Writes `value` as row `step` of `history` (`[max_layers, ...]`).
+
+    The per-iteration arrays of `return_iterations=True`. A `history` known
+    to be empty (a batch of 0 sequences, where no iteration runs) is
+    returned as is: TensorFlow refuses, when the graph is built, to scatter
+    into an empty tensor.
+
+    Args:
+        history: tensor `[max_layers, ...]`.
+        step: int32 scalar, the iteration.
+        value: tensor of the shape of one row of `history`.
+
+    Returns:
+        `history` with row `step` replaced by `value` (cast to its dtype).
+    """
+    if history.shape.num_elements() == 0:
+        return history
+    return tf.tensor_scatter_nd_update(
+        history, [[step]], tf.cast(value, history.dtype)[tf.newaxis]
+    )

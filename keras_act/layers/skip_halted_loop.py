@@ -22,7 +22,7 @@ After the loop, every final state is scattered into the input states once
 
 import tensorflow as tf
 
-from keras_act.layers.halting import halting_step, should_continue
+from keras_act.layers.halting import halting_step, record_iteration, should_continue
 from keras_act.layers.running_tokens import DenseProjection, RunningTokenBlock, running_positions
 
 
@@ -112,9 +112,7 @@ def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False
                 updates,
             )
             trace = [states] + [
-                tf.tensor_scatter_nd_update(
-                    history, [[step]], tf.cast(value, history.dtype)[tf.newaxis]
-                )
+                record_iteration(history, step, value)
                 for history, value in zip(trace[1:], values, strict=True)
             ]
         return (
