@@ -148,7 +148,12 @@ class SessionServer:
     # === gRPC Predict ===
 
     def predict(self, request):
-        """Answers a `PredictRequest` with a `PredictResponse` (or `ServingError`)."""
+        """Answers a `PredictRequest` with a `PredictResponse` (or `ServingError`).
+
+        The checks before the graph runs (signature name, input and output
+        names, tensor parsing) imitate the model server's, with messages
+        written here; errors of the graph itself are TensorFlow's, unchanged.
+        """
         name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         if name not in self.signatures:
             raise ServingError(
@@ -203,7 +208,13 @@ class SessionServer:
     # === REST :predict ===
 
     def rest_predict(self, body):
-        """Answers a REST `:predict` body: `(http_status, response_dict)`."""
+        """Answers a REST `:predict` body: `(http_status, response_dict)`.
+
+        A test tool: the JSON-to-tensor conversion and the JSON of the
+        response re-implement the model server's rules
+        (tensorflow_serving/util/json_tensor.cc) for the tests; their error
+        messages are this file's, not the package's nor the server's.
+        """
         try:
             request, row_format = self._json_to_request(body)
             response = self.predict(request)

@@ -1,5 +1,6 @@
 """`python -m keras_act.export`: presets and `.keras` files to SavedModel versions."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 import keras_act
 from keras_act.export import TEXT_SIGNATURE, read_warmup_file
+from keras_act.export.__main__ import build_parser
 from keras_act.export.__main__ import main as export_main
 from keras_act.export.loading import load_for_export
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
@@ -105,9 +107,9 @@ def test_cli_exports_masked_lm_from_keras_file(saved, tmp_path, capsys):
     assert positions[0].tolist() == [1, -1]
     assert token_ids[1][positions[1]].tolist() == [tokenizer.mask_token_id] * 2
 
-    # An explicit existing version fails before anything is built.
-    with pytest.raises(FileExistsError, match="Version 1 exists already"):
-        export_main(argv + ["--version", "1"])
+    # An explicit existing version fails before anything is built, in one line.
+    message = _setup_error(argv + ["--version", "1"])
+    assert "Version 1 exists already" in message
     assert sorted(os.listdir(out)) == ["1", "models.config"]
 
 
@@ -146,8 +148,117 @@ def test_python_dash_m_exports_a_preset(saved, tmp_path):
     np.testing.assert_array_equal(outputs["updates"], expected["updates"])
 
 
+def _setup_error(argv):
+    """The CLI's error for `argv`: one line, `python -m keras_act.export: error: ...`."""
+    with pytest.raises(SystemExit) as info:
+        export_main(argv)
+    message = info.value.code
+    assert isinstance(message, str), message
+    assert message.startswith("python -m keras_act.export: error: "), message
+    assert "\n" not in message, message
+    return message
+
+
 def test_cli_reports_a_missing_tokenizer(saved, tmp_path):
     root, _, _, _ = saved
-    with pytest.raises(ValueError, match="without a tokenizer or preprocessor"):
-        export_main(["--model", str(root / "pretrainer.keras"), "--out", str(tmp_path / "x")])
+    message = _setup_error(
+        ["--model", str(root / "pretrainer.keras"), "--out", str(tmp_path / "x")]
+    )
+    assert "without a tokenizer or preprocessor" in message
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_setup_errors_are_one_line(saved, tmp_path):
+    root, vocab, _, _ = saved
+    out = str(tmp_path / "out")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((root / "pretrainer.keras").read_bytes()[:200])
+    not_an_object = tmp_path / "list_preset"
+    not_an_object.mkdir()
+    (not_an_object / "config.json").write_text("[1, 2]")
+    cases = {
+        "missing model": (["--model", str(tmp_path / "missing"), "--out", out], "missing"),
+        "truncated .keras": (
+            ["--model", str(truncated), "--out", out],
+            f"--model '{truncated}': cannot load the .keras file",
+        ),
+        "config.json not an object": (
+            ["--model", str(not_an_object), "--out", out],
+            "config.json: expected a JSON object, found a list",
+        ),
+        "missing vocab": (
+            [
+                "--model",
+                str(root / "preset"),
+                "--vocab",
+                str(tmp_path / "none.model"),
+                "--out",
+                out,
+            ],
+            "--vocab",
+        ),
+        "bad sequence length": (
+            ["--model", str(root / "preset"), "--out", out, "--sequence-length", "2"],
+            "sequence_length=2",
+        ),
+        "bad top-k": (
+            [
+                "--model",
+                str(root / "pretrainer.keras"),
+                "--vocab",
+                vocab,
+                "--out",
+                out,
+                "--top-k",
+                "0",
+            ],
+            "top_k=0",
+        ),
+        "bad version": (
+            ["--model", str(root / "preset"), "--out", out, "--version", "0"],
+            "version=0",
+        ),
+    }
+    for name, (argv, expected) in cases.items():
+        assert expected in _setup_error(argv), name
+    assert not os.path.exists(out)
+
+
+def test_out_that_is_a_file_is_a_one_line_error(saved, tmp_path):
+    root, _, _, _ = saved
+    out = tmp_path / "saved_models"
+    out.write_text("not a folder")
+    argv = ["--model", str(root / "preset"), "--out", str(out)]
+    assert f"{out} exists and is not a folder" in _setup_error(argv)
+    # The same through `python -m`: one line on stderr, no traceback.
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_act.export", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if "keras_act.export: error:" in line]
+    assert errors == [
+        f"python -m keras_act.export: error: {out} exists and is not a folder: "
+        "the export's base folder (saved_models/NAME) holds one sub-folder per version."
+    ]
+    assert out.read_text() == "not a folder"
+
+
+def test_help_shows_a_help_line_and_the_default_of_every_flag():
+    parser = build_parser()
+    text = " ".join(parser.format_help().split())
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        flag = action.option_strings[0]
+        assert action.help, flag
+        shown = formatter._get_help_string(action) % vars(action)
+        assert "default" in shown or (action.required and shown.startswith("required")), flag
+        assert " ".join(shown.split()) in text, flag
+    assert "fills per [MASK] of a masked LM (default: 5)" in text

@@ -134,20 +134,27 @@ def _export_pair(vocab, root):
     grpc = {
         "pairs": text_request(FIRST, text_pair=SECOND),
         "one": text_request(FIRST[:1], text_pair=SECOND[:1]),
-        "bad/missing_pair": text_request(FIRST),
         "bad/batch_mismatch": text_request(FIRST, text_pair=SECOND[:2]),
     }
     rest = {
         "row": {
             "instances": [{"text": a, "text_pair": b} for a, b in zip(FIRST, SECOND, strict=True)]
         },
-        "bad/bare_values": {"instances": FIRST},
     }
+    # A plain `Session.run` without `text_pair`: TensorFlow's answer.
+    raw = {"missing_pair": {"signature": TEXT_SIGNATURE, "feeds": {"text": FIRST}}}
     return types.SimpleNamespace(
         tokenizer=tokenizer,
         backbone=backbone,
         preprocessor=preprocessor,
-        plan={"version_dir": path, "ops": True, "warmup": True, "grpc": grpc, "rest": rest},
+        plan={
+            "version_dir": path,
+            "ops": True,
+            "warmup": True,
+            "grpc": grpc,
+            "rest": rest,
+            "raw": raw,
+        },
     )
 
 
@@ -191,13 +198,14 @@ def test_pair_rest_rows(pair):
 
 
 def test_pair_bad_requests(pair):
-    missing = pair.results["grpc"]["bad/missing_pair"]["error"]
-    assert "Missing but required: {text_pair}" in missing["message"]
+    # `text_pair` is a required input of the graph.
+    missing = pair.results["raw"]["missing_pair"]["error"]
+    assert "You must feed a value for placeholder tensor" in missing
+    assert "text_pair" in missing
+    # Texts and pairs of different batch sizes: the graph's own check.
     mismatch = pair.results["grpc"]["bad/batch_mismatch"]["error"]
     assert mismatch["code"] == "INVALID_ARGUMENT"
     assert "`text` and `text_pair` must have the same batch size" in mismatch["message"]
-    bare = pair.results["rest"]["bad/bare_values"]
-    assert bare["status"] == 400 and "must be JSON objects" in bare["body"]["error"]
 
 
 # === Masked LM ===

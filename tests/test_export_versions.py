@@ -1,7 +1,10 @@
 """Integer versions written atomically, and the export's argument checks."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,7 +14,12 @@ import tensorflow as tf
 
 from keras_act.export import archive as archive_module
 from keras_act.export import export_saved_model, list_versions, next_version, write_version
-from keras_act.export.atomic import STAGING_PREFIX, check_version
+from keras_act.export.atomic import (
+    STAGING_PREFIX,
+    UNLOCKED_STALE_AFTER_S,
+    check_version,
+    remove_stale_staging,
+)
 from keras_act.export.warmup import models_config_text, write_models_config
 from keras_act.tokenizers import (
     AlbertActPairPreprocessor,
@@ -114,6 +122,100 @@ def test_racing_writer_of_an_explicit_version_is_an_error(tmp_path):
         write_version(str(tmp_path), write, version=4)
     assert os.listdir(tmp_path) == ["4"]
     assert os.listdir(tmp_path / "4") == []
+
+
+# === Leftovers of killed exports ===
+
+# A child that starts writing a version and waits (holding its staging
+# folder) until it is told to go on or is killed.
+_WRITER = """
+import os, sys, time
+from keras_act.export.atomic import write_version
+
+base_dir, ready, go = sys.argv[1:]
+
+def write(staging):
+    with open(os.path.join(staging, "saved_model.pb"), "wb") as file:
+        file.write(b"child")
+    open(ready, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.05)
+
+print(write_version(base_dir, write), flush=True)
+"""
+
+
+def _start_writer(base_dir, tmp_path, name):
+    ready, go = tmp_path / f"{name}.ready", tmp_path / f"{name}.go"
+    before = set(os.listdir(base_dir))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(base_dir), str(ready), str(go)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    deadline = time.monotonic() + 300
+    while not ready.exists():
+        assert child.poll() is None, "the writer died"
+        assert time.monotonic() < deadline, "the writer did not start"
+        time.sleep(0.1)
+    (staging,) = [n for n in set(os.listdir(base_dir)) - before if n.startswith(STAGING_PREFIX)]
+    return child, go, base_dir / staging
+
+
+def test_next_export_removes_the_leftovers_of_a_killed_one_only(tmp_path):
+    base_dir = tmp_path / "model"
+    base_dir.mkdir()
+    running, go, running_staging = _start_writer(base_dir, tmp_path, "running")
+    killed, _, killed_staging = _start_writer(base_dir, tmp_path, "killed")
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=60)
+        assert killed_staging.is_dir()  # what a killed export leaves
+        # An old leftover without a lock file (an older keras-act), and a
+        # fresh folder without one (an export that has just created it).
+        old, fresh = base_dir / f"{STAGING_PREFIX}old", base_dir / f"{STAGING_PREFIX}fresh"
+        old.mkdir()
+        fresh.mkdir()
+        hour_ago = time.time() - UNLOCKED_STALE_AFTER_S - 60
+        os.utime(old, (hour_ago, hour_ago))
+
+        assert write_version(str(base_dir), _write_files) == str(base_dir / "1")
+        assert not killed_staging.exists() and not old.exists()
+        # The running export's folder is untouched; it publishes afterwards.
+        assert running_staging.is_dir() and fresh.is_dir()
+        go.touch()
+        stdout, _ = running.communicate(timeout=60)
+    finally:
+        for child in (running, killed):
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert running.returncode == 0
+    assert stdout.strip() == str(base_dir / "2")
+    assert (base_dir / "2" / "saved_model.pb").read_bytes() == b"child"
+    assert sorted(os.listdir(base_dir / "2")) == ["saved_model.pb"]  # no lock file
+    assert set(os.listdir(base_dir)) == {"1", "2", fresh.name}
+
+
+def test_remove_stale_staging_keeps_other_folders(tmp_path):
+    for name in ("1", "models.config", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / f"{STAGING_PREFIX}file").write_text("a file, not a staging folder")
+    assert remove_stale_staging(str(tmp_path)) == []
+    assert remove_stale_staging(str(tmp_path / "absent")) == []
+    assert len(os.listdir(tmp_path)) == 4
+
+
+def test_base_folder_that_is_a_file_is_a_clear_error(tiny, tmp_path):
+    tokenizer, backbone = tiny
+    path = tmp_path / "saved_models"
+    path.write_text("a file")
+    with pytest.raises(NotADirectoryError, match="saved_models exists and is not a folder"):
+        write_version(str(path), _write_files)
+    with pytest.raises(NotADirectoryError, match="saved_models exists and is not a folder"):
+        export_saved_model(backbone, tokenizer, str(path), sequence_length=8)
+    assert path.read_text() == "a file"
 
 
 # === Exports ===

@@ -4,28 +4,46 @@ import argparse
 import os
 import sys
 
+PROG = "python -m keras_act.export"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless its help already says it."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "") or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m keras_act.export",
+        prog=PROG,
         description=(
             "Export a keras-act model with its in-graph tokenizer as a TensorFlow "
             "Serving SavedModel version (saved_models/NAME/<version>/)."
         ),
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--model",
         required=True,
         help=(
-            "a .keras file (a task carrying its preprocessor, or a model such as "
-            "AlbertActPretrainer with --vocab) or a preset directory written by "
-            "save_to_preset (backbone + tokenizer, or a task)"
+            "required: a .keras file (a task carrying its preprocessor, or a model "
+            "such as AlbertActPretrainer with --vocab) or a preset directory written "
+            "by save_to_preset (backbone + tokenizer, or a task)"
         ),
     )
-    parser.add_argument("--out", required=True, help="the model's base folder, saved_models/NAME")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="required: the model's base folder, saved_models/NAME (created if needed; "
+        "each export adds a version folder)",
+    )
     parser.add_argument(
         "--vocab",
-        help="tokenizer: a SentencePiece model file or a preset directory with tokenizer.json",
+        help="tokenizer: a SentencePiece model file or a preset directory with "
+        "tokenizer.json (default: the model's own tokenizer or preprocessor)",
     )
     parser.add_argument(
         "--sequence-length",
@@ -33,7 +51,9 @@ def build_parser():
         help="texts are truncated and padded to this many tokens (default: the "
         "preprocessor's, else the model's max_sequence_length)",
     )
-    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument(
+        "--version", type=int, help="version number (default: the next free one, 1 in a new folder)"
+    )
     parser.add_argument(
         "--pair",
         action="store_true",
@@ -47,7 +67,7 @@ def build_parser():
         dest="warmup_texts",
         help="a warm-up text (repeatable; for pair models 'first|||second', for a "
         "question answerer 'question|||context', for multiple choice "
-        "'prompt|||choice|||choice...')",
+        "'prompt|||choice|||choice...'; default: the model's example texts)",
     )
     parser.add_argument(
         "--no-verify",
@@ -77,10 +97,23 @@ def _split_warmup_texts(texts, model, preprocessing, pair):
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    try:
+        return _export(args)
+    except (ValueError, OSError) as error:
+        # Setup errors (paths, files, arguments): one line, no traceback.
+        raise SystemExit(f"{PROG}: error: {_one_line(error)}") from None
 
+
+def _one_line(error):
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _export(args):
     from keras_act.export import export_saved_model
+    from keras_act.export.atomic import check_base_dir
     from keras_act.export.loading import load_for_export
 
+    check_base_dir(args.out)  # before loading the model
     model, preprocessing = load_for_export(args.model, vocab=args.vocab)
     texts = args.warmup_texts
     if texts:
@@ -98,7 +131,8 @@ def main(argv=None):
     )
     print(f"Exported {type(model).__name__} to {path}")
     print(
-        f"Signatures: serving_default (raw text), serve_token_ids (token ids); see {os.path.join(args.out, 'models.config')}"
+        "Signatures: serving_default (raw text), serve_token_ids (token ids); "
+        f"see {os.path.join(args.out, 'models.config')}"
     )
     return 0
 

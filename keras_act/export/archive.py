@@ -65,7 +65,8 @@ def export_saved_model(
     `models.config` example to `base_dir` (unless one exists). The version
     is written into a temporary folder beside the versions, loaded back
     with the TF1 session loader and run on its warm-up requests (with
-    `verify`), then published by one `os.rename`.
+    `verify`), then published by one `os.rename`. Temporary folders of
+    killed exports are removed first (see `atomic.remove_stale_staging`).
 
     Args:
         model: an `AlbertActBackbone`, `AlbertActPretrainer`, a model whose
@@ -114,6 +115,7 @@ def export_saved_model(
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a Keras model. Received: model={model!r}")
     base_dir = os.fspath(base_dir)
+    atomic.check_base_dir(base_dir)
     if version is not None:
         atomic.check_version(version)
         atomic.check_free(base_dir, version)

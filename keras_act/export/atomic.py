@@ -5,14 +5,33 @@ integer sub-folder. A version is therefore written into a temporary folder
 beside the versions (`base/.tmp-export-XXXX`, a name the server ignores),
 flushed to disk, and renamed to `base/<version>` in one `os.rename`: the
 server sees no version or a complete one, never a half-written one.
+
+An export that is killed leaves its temporary folder behind; the next export
+into the same base folder removes it (`remove_stale_staging`). A live
+export holds an exclusive lock (`fcntl.flock`) on a file of its temporary
+folder while it writes, which the system releases when the process dies, so
+a folder is removed only when no process writes it any more.
 """
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
+import time
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no file locks, ages only
+    fcntl = None
 
 STAGING_PREFIX = ".tmp-export-"
+LOCK_FILE = ".export-in-progress"
+#: A temporary folder without a lock file (left by an older keras-act, or
+#: where file locks do not exist) is a leftover once untouched this long.
+UNLOCKED_STALE_AFTER_S = 3600
+
+_logger = logging.getLogger(__name__)
 
 
 def list_versions(base_dir):
@@ -74,8 +93,11 @@ def write_version(base_dir, write, version=None, max_attempts=100):
     if version is not None:
         check_version(version)
         check_free(base_dir, version)
+    check_base_dir(base_dir)
     os.makedirs(base_dir, exist_ok=True)
+    remove_stale_staging(base_dir)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    lock = _lock(staging)
     try:
         # `mkdtemp` makes a private (0700) folder; give the version the mode of
         # any new folder, so a server running as another user can read it.
@@ -83,13 +105,92 @@ def write_version(base_dir, write, version=None, max_attempts=100):
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)
         write(staging)
+        if lock is not None:
+            # Not part of the version; the lock itself is held until the end.
+            os.remove(os.path.join(staging, LOCK_FILE))
         _fsync_tree(staging)
         path = _publish(staging, base_dir, version, max_attempts)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            lock.close()
     _fsync(base_dir)
     return path
+
+
+def check_base_dir(base_dir):
+    """Raises `NotADirectoryError` if `base_dir` exists and is not a folder."""
+    if os.path.exists(base_dir) and not os.path.isdir(base_dir):
+        raise NotADirectoryError(
+            f"{base_dir} exists and is not a folder: the export's base folder "
+            "(saved_models/NAME) holds one sub-folder per version."
+        )
+    return base_dir
+
+
+def remove_stale_staging(base_dir):
+    """Removes the temporary folders that killed exports left in `base_dir`.
+
+    A folder `base_dir/.tmp-export-*` is removed when no process holds the
+    lock of its `.export-in-progress` file (its export died), or, having no
+    such file, when it has not changed for `UNLOCKED_STALE_AFTER_S` seconds.
+    The folder of an export that is still running is kept.
+
+    Args:
+        base_dir: the model's base folder.
+
+    Returns:
+        The list of removed folders (each is also logged as a warning).
+    """
+    if not os.path.isdir(base_dir):
+        return []
+    removed = []
+    for name in sorted(os.listdir(base_dir)):
+        path = os.path.join(base_dir, name)
+        if not name.startswith(STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        if _is_stale(path):
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.exists(path):
+                removed.append(path)
+                _logger.warning("Removed %s, the temporary folder of a killed export.", path)
+    return removed
+
+
+def _lock(staging):
+    """Creates and locks the staging folder's lock file; `None` without locks."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    lock = open(os.path.join(staging, LOCK_FILE), "w")  # noqa: SIM115 - held open
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _is_stale(path):
+    lock_path = os.path.join(path, LOCK_FILE)
+    if fcntl is not None:
+        try:
+            lock = open(lock_path)  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        else:
+            with lock:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return False  # held: its export is running
+                return True
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return False
+    return age > UNLOCKED_STALE_AFTER_S
 
 
 def check_free(base_dir, version):

@@ -40,7 +40,13 @@ def load_for_export(path, vocab=None):
     if os.path.isfile(path):
         if not path.endswith(".keras"):
             raise ValueError(f"--model {path!r}: expected a `.keras` file or a preset directory.")
-        model = keras.saving.load_model(path, compile=False)
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # noqa: BLE001 - any unreadable file, named
+            raise ValueError(
+                f"--model {path!r}: cannot load the .keras file: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         preprocessing = getattr(model, "preprocessor", None)
     elif os.path.isdir(path):
         model, preprocessing = _load_preset(path)
@@ -108,5 +114,15 @@ def _load_preset_object(path, config_file):
 
 
 def _read_json(path, config_file):
-    with open(os.path.join(path, config_file), encoding="utf-8") as file:
-        return json.load(file)
+    """A preset's JSON file; an unreadable one is a `ValueError` naming it."""
+    file_path = os.path.join(path, config_file)
+    try:
+        with open(file_path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{file_path}: not a JSON file: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{file_path}: expected a JSON object, found a {type(config).__name__}."
+        )
+    return config

@@ -190,9 +190,25 @@ class MaskedLMHead(ServingHead):
         indices = tf.broadcast_to(tf.range(tf.shape(token_ids)[1]), tf.shape(token_ids))
         mask_positions = tf.ragged.boolean_mask(indices, is_mask).to_tensor(default_value=-1)
         is_real = mask_positions >= 0
+        # keras-hub's MaskedLMHead gathers with `take_along_axis`, which fails
+        # on a batch of 0 rows (GatherV2): an empty batch runs on one row of
+        # `<pad>` tokens instead, whose outputs are dropped.
+        batch = tf.shape(token_ids)[0]
+        extra = tf.cast(tf.equal(batch, 0), tf.int32)
+
+        def padded(value, fill=0):
+            return tf.pad(value, [[0, extra], [0, 0]], constant_values=fill)
+
         outputs = self.model(
-            {**features, "mask_positions": tf.maximum(mask_positions, 0)}, training=False
+            {
+                "token_ids": padded(token_ids),
+                "segment_ids": padded(features["segment_ids"]),
+                "padding_mask": padded(features["padding_mask"], fill=1),
+                "mask_positions": padded(tf.maximum(mask_positions, 0)),
+            },
+            training=False,
         )
+        outputs = {name: outputs[name][:batch] for name in ("mlm_logits", "updates")}
         scores = tf.nn.softmax(tf.cast(outputs["mlm_logits"], "float32"), axis=-1)
         top_scores, top_ids = tf.math.top_k(scores, k=self.top_k)
         real = tf.broadcast_to(is_real[..., tf.newaxis], tf.shape(top_ids))

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_act.export.request_checks import checked_input, checked_inputs, text_axes, token_ids_axes
 from keras_act.export.serving_heads import vocabulary_table
 
 TEXT_SIGNATURE = "serving_default"
@@ -66,9 +67,11 @@ class ServingFunctions:
     `token_ids_endpoint` (`serve_token_ids`) takes int32 `token_ids`,
     `segment_ids` and `padding_mask` `[batch, seq]` (`[batch, choices,
     seq]` for multiple choice; any `seq` up to the model's
-    `max_sequence_length`) and runs the head. (The model server trusts the
-    signature's shapes: a string tensor of another rank is served as the
-    flat batch of its elements, a scalar as a batch of one.) Both return the
+    `max_sequence_length`) and runs the head. The model server does not
+    compare a request's shapes with the signature's, so every input is
+    checked in the graph before anything else sees it
+    (`request_checks.checked_input`): another rank, or no choices, is
+    `INVALID_ARGUMENT` naming the input. Both return the
     head's outputs (floating outputs as float32) plus int32 `token_ids` and
     `padding_mask` and the string `token_pieces` of the model's input.
 
@@ -127,8 +130,13 @@ class ServingFunctions:
 
     def _make_text_endpoint(self):
         preprocessor, head, names = self.preprocessor, self.head, self.input_names
+        ranks = getattr(head, "text_input_ranks", None) or [1] * len(names)
 
         def serve(*texts):
+            texts = [
+                checked_input(text, name, text_axes(rank))
+                for text, name, rank in zip(texts, names, ranks, strict=True)
+            ]
             if len(texts) > 1:
                 checks = [
                     tf.debugging.assert_equal(
@@ -147,7 +155,6 @@ class ServingFunctions:
 
         # A `tf.function` with one named argument per input (the SignatureDef
         # takes its input names from the arguments').
-        ranks = getattr(head, "text_input_ranks", None) or [1] * len(names)
         specs = [
             tf.TensorSpec([None] * rank, tf.string, name=name)
             for name, rank in zip(names, ranks, strict=True)
@@ -175,11 +182,10 @@ class ServingFunctions:
             input_signature=[tf.TensorSpec([None] * rank, tf.int32, name=n) for n in TOKEN_INPUTS]
         )
         def serve_token_ids(token_ids, segment_ids, padding_mask):
-            features = {
-                "token_ids": token_ids,
-                "segment_ids": segment_ids,
-                "padding_mask": padding_mask,
-            }
+            features = checked_inputs(
+                {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
+                dict.fromkeys(TOKEN_INPUTS, token_ids_axes(rank)),
+            )
             return self.outputs(features)
 
         return serve_token_ids
