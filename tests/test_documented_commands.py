@@ -115,9 +115,11 @@ def skip_reason(command):
 
 
 def substitute(command, work, shared):
-    for old, new, _ in SUBSTITUTIONS:
-        command = command.replace(old, new.format(work=work, shared=shared))
-    return command
+    """`command` with every `SUBSTITUTIONS` entry replaced, in one pass (a
+    replacement is never replaced again)."""
+    table = {old: new.format(work=work, shared=shared) for old, new, _ in SUBSTITUTIONS}
+    pattern = "|".join(re.escape(old) for old in sorted(table, key=len, reverse=True))
+    return re.sub(pattern, lambda match: table[match.group(0)], command)
 
 
 def is_assignment(command):
@@ -137,6 +139,13 @@ def test_every_command_is_found_and_every_table_entry_is_used():
     # The multi-line `python -c "..."` is one command.
     (python_c,) = [c for _, c in commands if c.startswith("python -c")]
     assert python_c.count("\n") >= 5 and python_c.rstrip().endswith('"')
+
+
+def test_substitutions_apply_once():
+    command = "python x.py --train SST-2/train.tsv --out /tmp/depth_init --vocab /work/shared/v"
+    assert substitute(command, "/tmp/w", "/s") == (
+        "python x.py --train /tmp/w/sst2_train_head.tsv --out /tmp/w/tmp/depth_init --vocab /s/v"
+    )
 
 
 def test_block_commands_joins_continuations_and_quotes():
