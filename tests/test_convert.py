@@ -401,6 +401,12 @@ def test_unreachable_hub_is_one_clear_line_at_once(tmp_path):
         "    c.load_hf_checkpoint('hf://asi/albert-act-tiny')\n"
         "except c.HubUnreachableError as error:\n"
         "    print('RAISED', error)\n"
+        "import huggingface_hub.constants as hub\n"
+        "hub.HF_HUB_OFFLINE = True  # offline, and nothing cached\n"
+        "try:\n"
+        "    c.load_hf_checkpoint('hf://asi/albert-act-tiny')\n"
+        "except c.HubUnreachableError as error:\n"
+        "    print('OFFLINE', error)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", api], env=env, cwd=REPO_ROOT, capture_output=True, text=True
@@ -409,6 +415,7 @@ def test_unreachable_hub_is_one_clear_line_at_once(tmp_path):
     expected = "cannot reach the Hugging Face hub; pass a local folder or set HF_HUB_OFFLINE with a cached copy"
     assert f"RAISED hf://asi/albert-act-tiny: {expected}" in result.stdout
     assert "Retrying" not in result.stderr
+    assert f"OFFLINE hf://asi/albert-act-tiny: {expected} (HF_HUB_OFFLINE is set" in result.stdout
     cli = subprocess.run(
         [sys.executable, "-m", "keras_act.convert", "hf://asi/albert-act-tiny", str(tmp_path / "out")],
         env=env,

@@ -322,12 +322,13 @@ def _download_from_hub(repo_id):
             if not local_only and not isinstance(error.__cause__, OSError):
                 raise
             reason = (
-                "HF_HUB_OFFLINE is set and the cache has no copy"
+                "HF_HUB_OFFLINE is set"
                 if constants.HF_HUB_OFFLINE
                 else f"{constants.ENDPOINT} does not answer"
             )
             raise HubUnreachableError(
-                f"hf://{repo_id}: {HUB_UNREACHABLE} ({reason} of {name})."
+                f"hf://{repo_id}: {HUB_UNREACHABLE} ({reason}, and {name} is not "
+                "in the local cache)."
             ) from None
 
     config_path = download("config.json")
