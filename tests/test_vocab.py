@@ -146,3 +146,20 @@ def test_errors(tmp_path, make, vocab_size, message):
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_keep_existing_keeps_a_vocabulary_another_worker_wrote_first(tmp_path):
+    """Two workers of one run train the run's vocabulary at once; the second
+    to finish keeps the first one's file (SentencePiece's threaded training
+    is not bit-exact, and both must use the same ids)."""
+    first_corpus = tmp_path / "a.txt"
+    first_corpus.write_text("\n".join(f"the cat number {i} sat on the mat" for i in range(300)))
+    other_corpus = tmp_path / "b.txt"
+    other_corpus.write_text("\n".join(f"a dog called {i} ran in the park" for i in range(300)))
+    first = train_vocabulary([first_corpus], 40, tmp_path / "vocab", seed=1)
+    written = first.read_bytes()
+    kept = train_vocabulary([other_corpus], 40, tmp_path / "vocab", seed=1, keep_existing=True)
+    assert kept == first and kept.read_bytes() == written
+    assert sorted(p.name for p in (tmp_path / "vocab").iterdir()) == ["spiece.model", "spiece.vocab"]
+    replaced = train_vocabulary([other_corpus], 40, tmp_path / "vocab", seed=1)
+    assert replaced.read_bytes() != written

@@ -9,10 +9,10 @@ pre-training (`training.trainer.DistributedTrainer`), so `--strategy`
 works the same: one device, mirrored GPUs or logical CPUs, several
 workers, TPUs. Checkpoints let a killed run resume where it stopped.
 
-`--init` is where the backbone comes from:
+`--model` (or the older `--init`) is where the backbone comes from:
 
 - a preset folder written by `save_to_preset` (`runs/pretrain/preset`, or
-  the pre-training `--model-dir` itself, which holds one);
+  the pre-training `--out` itself, which holds one);
 - a `.keras` file of an `AlbertActBackbone`, an `AlbertActPretrainer` or an
   ALBERT-ACT task;
 - an authors' checkpoint folder in the Hugging Face layout, or
@@ -26,10 +26,10 @@ random weights) pass the SentencePiece model with `--vocab` (ALBERT's
 
 Example:
 
-    python -m training.finetune --task sst2 --init runs/pretrain \\
+    python -m training.finetune --task sst2 --model runs/pretrain \\
         --train glue/SST-2/train.tsv --dev glue/SST-2/dev.tsv
     python -m training.finetune --task cola --tfds glue/cola \\
-        --init hf://asi/albert-act-base --vocab spiece.model \\
+        --model hf://asi/albert-act-base --vocab spiece.model \\
         --epochs 3 --batch-size 32 --learning-rate 2e-5 --strategy mirrored
 """
 
@@ -262,7 +262,7 @@ def load_preset_tokenizer(preset):
 
 
 def load_backbone(args):
-    """The backbone and tokenizer (or None) that `--init` names.
+    """The backbone and tokenizer (or None) that `--model` names.
 
     Raises:
         SetupError: for a source of another architecture, or without the
@@ -278,7 +278,7 @@ def load_backbone(args):
     tokenizer = None
     if source in RANDOM_INITS:
         if not args.vocab:
-            raise SetupError(f"--init {source} (random weights) needs --vocab SPIECE_MODEL.")
+            raise SetupError(f"--model {source} (random weights) needs --vocab SPIECE_MODEL.")
         tokenizer = keras_act.AlbertActTokenizer(proto=args.vocab)
         if source == "demo":
             from training.pretrain import DEMO_CONFIG
@@ -296,7 +296,7 @@ def load_backbone(args):
 
     if source.endswith(".keras"):
         if not os.path.isfile(source):
-            raise SetupError(f"--init file not found: {source}")
+            raise SetupError(f"--model file not found: {source}")
         try:
             model = keras.saving.load_model(source, compile=False)
         except Exception as error:  # unknown classes, corrupt archives
@@ -316,7 +316,7 @@ def load_backbone(args):
 
     if "://" not in source:
         if not os.path.exists(source):
-            raise SetupError(f"--init not found: {source}")
+            raise SetupError(f"--model not found: {source}")
         preset, config = _preset_dir(source)
         if preset is not None:
             registered = config.get("registered_name")
@@ -331,10 +331,10 @@ def load_backbone(args):
     try:
         backbone = load_hf_checkpoint(source, dtype=dtype)
     except CheckpointError as error:
-        raise SetupError(f"--init {source}: {error}") from None
+        raise SetupError(f"--model {source}: {error}") from None
     except FileNotFoundError as error:
         raise SetupError(
-            f"--init {source} is neither a preset folder (config.json with a "
+            f"--model {source} is neither a preset folder (config.json with a "
             f"registered_name), a .keras file nor a checkpoint folder: {error}"
         ) from None
     spiece = os.path.join(source, "spiece.model")
@@ -351,7 +351,7 @@ def prepare_backbone(args, backbone, tokenizer):
         tokenizer = keras_act.AlbertActTokenizer(proto=args.vocab)
     if tokenizer is None:
         raise SetupError(
-            f"--init {args.init} carries no tokenizer: pass its SentencePiece model with "
+            f"--model {args.init} carries no tokenizer: pass its SentencePiece model with "
             "--vocab (ALBERT's spiece.model for the authors' checkpoints)."
         )
     if tokenizer.vocabulary_size() != backbone.vocabulary_size:
@@ -604,11 +604,13 @@ def run(args):
         dataset = dataset.shuffle(num_train, seed=args.seed, reshuffle_each_iteration=True)
         return dataset.repeat()
 
-    iterator = iter(
-        distribute_dataset(
+    try:
+        dataset = distribute_dataset(
             strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
         )
-    )
+    except ValueError as error:  # a batch the replicas cannot share
+        raise SetupError(str(error)) from error
+    iterator = iter(dataset)
     logs = os.path.join(args.model_dir, "logs")
     writer = tf.summary.create_file_writer(logs) if chief else None
     if chief:

@@ -3,7 +3,7 @@
 With no arguments it pre-trains the small demo configuration on the stories
 of `training.demo_corpus` (generated, no download), trains their
 SentencePiece vocabulary, writes checkpoints and TensorBoard logs under
-`--model-dir`, exports a SavedModel under `saved_models/`, and prints how many
+`--out` (`runs/pretrain`), exports a SavedModel under `saved_models/`, and prints how many
 layers each token of a sample sentence received. Killing it and running the
 same command again resumes from the last checkpoint, with the same data order,
 and reaches the same weights as an uninterrupted run.
@@ -205,7 +205,10 @@ def prepare_vocabulary(args, documents):
     os.makedirs(os.path.dirname(text_file), exist_ok=True)
     write_text_atomically(text_file, "".join("\n".join(document) + "\n" for document in documents))
     size = args.vocab_size or (100 if not (args.corpus or args.tfds) else 30000)
-    return str(train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed))
+    # Several workers may train it at once: all use the first one written.
+    return str(
+        train_vocabulary([text_file], size, os.path.dirname(path), seed=args.seed, keep_existing=True)
+    )
 
 
 def backbone_config(args, vocabulary_size):
@@ -368,13 +371,12 @@ def run(args):
             max_ngram=args.ngram_masking,
         )
 
-    dataset = distribute_dataset(
-        strategy,
-        examples,
-        args.batch_size,
-        args.accumulation_steps,
-        skip_steps=step,
-    )
+    try:
+        dataset = distribute_dataset(
+            strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
+        )
+    except ValueError as error:  # a batch the replicas cannot share
+        raise SetupError(str(error)) from error
     iterator = iter(dataset)
     logs = os.path.join(args.model_dir, "logs")
     writer = tf.summary.create_file_writer(logs) if chief else None

@@ -71,6 +71,7 @@ def train_vocabulary(
     num_threads=None,
     seed=None,
     verbose=False,
+    keep_existing=False,
 ):
     """Trains an ALBERT-compatible unigram SentencePiece model.
 
@@ -95,6 +96,12 @@ def train_vocabulary(
         seed: int, seed of SentencePiece's random generator (the sampling
             and shuffling of lines), for a reproducible vocabulary.
         verbose: bool, let SentencePiece log its progress.
+        keep_existing: bool, when `out_dir/spiece.model` appears while
+            training (another process trained it first, e.g. another
+            worker of the same run), keep it and return it instead of
+            replacing it, so that all processes use the same file.
+            SentencePiece's multi-threaded training is not bit-exact
+            between two runs.
 
     Returns:
         `pathlib.Path` of the written `spiece.model`.
@@ -180,8 +187,15 @@ def train_vocabulary(
             num_threads=num_threads or os.cpu_count() or 1,
             minloglevel=0 if verbose else 2,
         )
-        os.replace(staging / f"{stem}.vocab", out_dir / f"{stem}.vocab")
-        os.replace(staging / MODEL_FILENAME, out_dir / MODEL_FILENAME)
+        if keep_existing:
+            if not _link_if_absent(staging / MODEL_FILENAME, out_dir / MODEL_FILENAME):
+                # Another process (a worker of the same run) finished first:
+                # every process uses that one vocabulary.
+                return out_dir / MODEL_FILENAME
+            os.replace(staging / f"{stem}.vocab", out_dir / f"{stem}.vocab")
+        else:
+            os.replace(staging / f"{stem}.vocab", out_dir / f"{stem}.vocab")
+            os.replace(staging / MODEL_FILENAME, out_dir / MODEL_FILENAME)
     except RuntimeError as error:
         names = ", ".join(f"'{path}'" for path in corpus_files)
         if lines["count"] == 0:
@@ -232,6 +246,21 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=None, help="for a reproducible vocabulary")
     parser.add_argument("--verbose", action="store_true", help="SentencePiece's own logs")
     return parser
+
+
+def _link_if_absent(source, target):
+    """Moves `source` to `target` unless `target` exists (atomically where
+    hard links work); returns whether it did."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        if target.exists():
+            return False
+        os.replace(source, target)
+        return True
+    return True
 
 
 def main(argv=None):
