@@ -6,13 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.test_documented_commands import bash_blocks, block_commands
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()
 
 
 def first_commands():
-    block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
-    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    """The README's first bash block, comments dropped (read as
+    tests/test_documented_commands.py reads every documented command)."""
+    first_block = bash_blocks(README)[0]
+    return [command.split("#")[0].strip() for command in block_commands(first_block)]
 
 
 def test_readme_starts_with_setup_main_job_and_tests():
