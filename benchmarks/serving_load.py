@@ -13,14 +13,22 @@ varied length. Every threaded answer must equal, bit for bit, the
 single-threaded answer to the same request (the exit status is 1 otherwise).
 
 Prints and writes (JSON) requests per second, p50 and p99 latency under load,
-and the single-threaded p50 latency. The default model is the
-`albert_act_tiny` preset (ALBERT-base geometry, at most 6 layers; random
-weights, so halting is not that of a trained model) with ALBERT's vocabulary
+and the single-threaded p50 latency, with the machine's 1-minute load average
+before and after the run (other work on a shared machine slows every
+figure). The default model is the `albert_act_tiny` preset (ALBERT-base
+geometry, at most 6 layers; random weights, so halting is not that of a
+trained model) with ALBERT's vocabulary
 (`../shared/data/albert_v2_spiece.model`, else a small generated one) at
 sequence length 128. `--quick` exports a small backbone (hidden size 32) at
 sequence length 32 and sends 200 requests: a smoke run whose figures mean
 little. `benchmarks/serving_load.json` holds the figures of a full run on
-the development machine (2 shared CPU cores).
+the development machine (2 shared CPU cores), written by
+
+    python benchmarks/serving_load.py --json benchmarks/serving_load.json
+
+(the JSON records that command, `command`). The tests run the same load with
+8 threads and 96 requests on a small model (tests/test_export.py); the
+2,000-request figures come only from this script.
 """
 
 import argparse
@@ -101,20 +109,49 @@ def export_model(work_dir, quick):
     }
 
 
+def _load_average():
+    """The 1-minute load average of the machine (`None` where unknown)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _argv(argv):
+    return list(sys.argv[1:] if argv is None else argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small model, 200 requests")
-    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
-    parser.add_argument("--saved-model", help="an exported version folder to load instead")
-    parser.add_argument("--threads", type=int, default=8)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
-        "--requests", type=int, default=None, help="default 2000 (200 with --quick)"
+        "--quick",
+        action="store_true",
+        help="a small model at sequence length 32 and 200 requests (a smoke run)",
+    )
+    parser.add_argument(
+        "--json", default=None, help="write the figures to this JSON file (default: print only)"
+    )
+    parser.add_argument(
+        "--saved-model",
+        help="an exported version folder to load instead (default: export albert_act_tiny)",
+    )
+    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="requests in all (default: 2000, 200 with --quick)",
     )
     args = parser.parse_args(argv)
     total = args.requests or (200 if args.quick else 2000)
 
     from tests.serving_client import run_isolated, text_request
 
+    # The machine is shared: how busy it was is part of the figures.
+    load_before = _load_average()
     with tempfile.TemporaryDirectory() as work_dir:
         if args.saved_model:
             path, info = args.saved_model, {"model": args.saved_model}
@@ -143,8 +180,10 @@ def main(argv=None):
         "errors": load["errors"],
         "session_load_s": round(results["load_s"], 2),
         "cpus": os.cpu_count(),
+        "load_average_1min": [load_before, _load_average()],
         "machine": platform.machine(),
         "tensorflow": results["isolation"]["tensorflow"],
+        "command": " ".join(["python", "benchmarks/serving_load.py", *_argv(argv)]),
     }
     width = max(len(key) for key in figures)
     for key, value in figures.items():

@@ -3,16 +3,20 @@
     python tests/serving_docs_example.py
 
 exports the documentation's demo model (a small randomly initialised
-`AlbertActPretrainer` on ALBERT's vocabulary, seed 0), sends the documented
-REST bodies and runs the documented gRPC client through the isolated session
-process (tests/serving_session.py), and prints the requests and responses as
-they appear in docs/serving.md. `tests/test_export_docs.py` checks that the
-documentation still shows what this prints.
+`AlbertActPretrainer` on ALBERT's vocabulary, seed 0) to
+`saved_models/albert_act_mlm/1` in a temporary folder, sends the documented
+REST bodies and runs the documented gRPC client through the test stand-in of
+the model server (the isolated session process of tests/serving_session.py),
+runs the documented local Python query in a fresh process, and prints the
+responses and outputs as they appear in docs/serving.md.
+`tests/test_export_docs.py` checks that the documentation still shows what
+this prints.
 """
 
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -73,6 +77,31 @@ def run_examples(version_dir, rest_bodies, grpc_client_code):
     )
 
 
+def run_local_query(code, root):
+    """Runs the documented local query in a fresh `python -I` process.
+
+    Args:
+        code: the Python of the example (its path is relative to `root`).
+        root: the folder holding `saved_models/albert_act_mlm/1`.
+
+    Returns:
+        The `subprocess.CompletedProcess` (text); the code's output ends
+        with one line naming any keras-act module it imported.
+    """
+    check = (
+        "\nimport sys as _sys\n"
+        "print('imported:', sorted(m for m in _sys.modules if m.split('.')[0] == 'keras_act'))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-I", "-c", code + check],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""),
+        timeout=600,
+    )
+
+
 def format_json(value, indent=0):
     """JSON with one line per key of the top two levels, lists kept inline."""
     pad = " " * indent
@@ -94,8 +123,9 @@ def main():
     blocks = documented_blocks()
     bodies = {name: blocks[f"rest-{name}-request"] for name in ("row", "columnar")}
     with tempfile.TemporaryDirectory() as work:
-        path = export_demo(work, vocab)
+        path = export_demo(os.path.join(work, "saved_models"), vocab)
         results = run_examples(path, bodies, blocks["grpc-client"])
+        local = run_local_query(blocks["python-local"], work)
     for name in ("row", "columnar"):
         answer = results["rest"][name]
         print(f"<!-- example: rest-{name}-response -->\n```json")
@@ -107,6 +137,12 @@ def main():
         return 1
     print("<!-- example: grpc-client-output -->\n```text")
     print(client["stdout"].rstrip())
+    print("```\n")
+    if local.returncode != 0:
+        print(local.stderr[-3000:], file=sys.stderr)
+        return 1
+    print("<!-- example: python-local-output -->\n```text")
+    print("\n".join(local.stdout.rstrip().splitlines()[:-1]))
     print("```")
     return 0
 

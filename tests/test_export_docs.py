@@ -1,14 +1,23 @@
 """docs/serving.md shows real exchanges and commands that work."""
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from keras_act.export.__main__ import build_parser
-from tests.serving_docs_example import DOCS, documented_blocks, export_demo, run_examples
+from tests.serving_docs_example import (
+    DOCS,
+    documented_blocks,
+    export_demo,
+    run_examples,
+    run_local_query,
+)
 
 
 def _assert_json_equal(actual, documented, path="$"):
@@ -30,11 +39,19 @@ def _assert_json_equal(actual, documented, path="$"):
         assert actual == documented, path
 
 
+@pytest.fixture(scope="module")
+def demo(shared_dir, tmp_path_factory):
+    """The documentation's demo export: `ROOT/saved_models/albert_act_mlm/1`."""
+    root = tmp_path_factory.mktemp("docs_demo")
+    export_demo(root / "saved_models", shared_dir / "data" / "albert_v2_spiece.model")
+    return root
+
+
 @pytest.mark.large
-def test_documented_exchanges_are_what_the_export_answers(shared_dir, tmp_path):
+def test_documented_exchanges_are_what_the_export_answers(demo):
     blocks = documented_blocks()
     bodies = {name: blocks[f"rest-{name}-request"] for name in ("row", "columnar")}
-    path = export_demo(tmp_path, shared_dir / "data" / "albert_v2_spiece.model")
+    path = demo / "saved_models" / "albert_act_mlm" / "1"
     results = run_examples(path, bodies, blocks["grpc-client"])
     for name in ("row", "columnar"):
         answer = results["rest"][name]
@@ -44,6 +61,24 @@ def test_documented_exchanges_are_what_the_export_answers(shared_dir, tmp_path):
     client = results["grpc_client"]
     assert client["error"] is None
     assert client["stdout"].rstrip("\n") == blocks["grpc-client-output"].rstrip("\n")
+
+
+@pytest.mark.large
+def test_documented_local_query_runs_as_written(demo):
+    """The page's Python query: a fresh process, TensorFlow and TF Text only."""
+    code = documented_blocks()["python-local"]
+    completed = run_local_query(code, demo)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    *printed, imported = completed.stdout.rstrip("\n").splitlines()
+    assert "\n".join(printed) == documented_blocks()["python-local-output"].rstrip("\n")
+    assert imported == "imported: []"  # keras-act is not needed
+    # Without `import tensorflow_text`, the error the page quotes.
+    assert "import tensorflow_text" in code
+    without = run_local_query(code.replace("import tensorflow_text", "import json"), demo)
+    assert without.returncode != 0
+    assert "Op type not registered 'NormalizeUTF8'" in without.stderr
+    documented = " ".join(DOCS.read_text(encoding="utf-8").split())
+    assert "Op type not registered 'NormalizeUTF8'" in documented
 
 
 def test_documented_responses_have_the_documented_shapes():
@@ -86,3 +121,40 @@ def test_documented_models_config_parses():
     block = re.search(r"```text\n(model_config_list \{.*?)```", text, re.S).group(1)
     config = text_format.Parse(block, model_server_config_pb2.ModelServerConfig())
     assert config.model_config_list.config[0].name == "albert_act_demo"
+
+
+# === Load figures: written by benchmarks/serving_load.py only ===
+
+SERVING_LOAD_JSON = DOCS.parents[1] / "benchmarks" / "serving_load.json"
+SERVING_LOAD_COMMAND = "python benchmarks/serving_load.py --json benchmarks/serving_load.json"
+
+
+def test_serving_load_figures_name_the_command_that_wrote_them():
+    figures = json.loads(SERVING_LOAD_JSON.read_text(encoding="utf-8"))
+    assert figures["command"] == SERVING_LOAD_COMMAND
+    assert (figures["threads"], figures["requests"]) == (8, 2000)
+    assert figures["identical_to_single_threaded"] is True
+    text = " ".join(DOCS.read_text(encoding="utf-8").split())
+    assert f"`{SERVING_LOAD_COMMAND}` (8 threads, 2,000 requests" in text
+
+
+@pytest.mark.large
+def test_serving_load_script_writes_the_committed_figures(tmp_path):
+    out = tmp_path / "load.json"
+    script = SERVING_LOAD_JSON.with_name("serving_load.py")
+    completed = subprocess.run(
+        [sys.executable, str(script), "--quick", "--requests", "16", "--json", str(out)],
+        cwd=DOCS.parents[1],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    committed = json.loads(SERVING_LOAD_JSON.read_text(encoding="utf-8"))
+    assert sorted(figures) == sorted(committed)
+    assert figures["command"] == (
+        f"python benchmarks/serving_load.py --quick --requests 16 --json {out}"
+    )
+    assert (figures["threads"], figures["requests"], figures["mismatches"]) == (8, 16, 0)
