@@ -25,6 +25,9 @@ from keras_act.export import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, export_saved_m
 from tests.export_helpers import tiny_backbone, train_tiny_sentencepiece
 from tests.serving_client import run_isolated
 
+# Seven exports and two serving processes: minutes on 2 shared cores.
+pytestmark = pytest.mark.large
+
 SEQUENCE_LENGTH = 16
 NUM_CHOICES = 2
 LOADERS = ("session", "saved_model_load")
