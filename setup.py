@@ -17,8 +17,10 @@ setup(
     install_requires=[
         # TensorFlow itself (tensorflow-text requires it; never add
         # tensorflow-cpu beside it, which would install TensorFlow twice).
-        "tensorflow>=2.21,<2.22",
-        "tensorflow-text>=2.21,<2.22",
+        # 2.20 and 2.21: the newest tensorflow-tpu is 2.20 (README, "Install
+        # on GPU and TPU"; requirements-tpu.txt).
+        "tensorflow>=2.20,<2.22",
+        "tensorflow-text>=2.20,<2.22",
         "keras>=3.12,<4",
         "keras-hub>=0.32,<0.33",
         "tensorflow-datasets>=4.9.7,<5",
@@ -35,7 +37,7 @@ setup(
         "matplotlib>=3.8,<4",
         # keras_act.export: TF Serving warm-up requests (PredictionLog protos);
         # brings grpcio for the gRPC client of docs/serving.md.
-        "tensorflow-serving-api>=2.21,<2.22",
+        "tensorflow-serving-api>=2.20,<2.22",
     ],
     extras_require={
         "dev": [
