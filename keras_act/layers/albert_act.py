@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
-from keras_act.layers.halting import halting_step, record_iteration, should_continue
+from keras_act.layers.halting import HaltingDense, halting_step, record_iteration, should_continue
 from keras_act.layers.skip_halted_loop import skip_halted_loop
 from keras_act.layers.xla_context import inside_xla_context
 
@@ -115,8 +115,10 @@ class AlbertAct(keras.layers.Layer):
         token). `skip_halted=False` always takes the dense path: use it for
         XLA compilation that the layer cannot see, e.g. a graph exported
         without XLA that is later compiled. `skip_halted=True` always takes
-        the skip path and raises a `ValueError` with `training=True` or
-        under XLA; with `return_iterations=True` its
+        the skip path and raises a `ValueError` with `training=True`, under
+        XLA or on a quantized block (the skip path reads float kernels; a
+        quantized block, e.g. after `backbone.quantize("int8")`, always takes
+        the dense path); with `return_iterations=True` its
         `iteration_halting_logits` are NaN for tokens that did not run at
         that iteration. Gradients flow through both paths.
 
@@ -212,8 +214,8 @@ class AlbertAct(keras.layers.Layer):
         )
         self.transformer_block.build(hidden_states_shape)
         # The halting unit computes in float32 (float64 in a float64 layer),
-        # whatever the compute dtype of the block.
-        self.halting_dense = keras.layers.EinsumDense(
+        # whatever the compute dtype of the block, and is never quantized.
+        self.halting_dense = HaltingDense(
             "abc,cd->abd",
             output_shape=(None, 1),
             bias_axes="d",
@@ -361,6 +363,8 @@ class AlbertAct(keras.layers.Layer):
             dense_reason = "training"
         elif inside_xla_context():
             dense_reason = "xla"
+        elif self._block_is_quantized():
+            dense_reason = "quantized"
         if skip_halted is None:
             return dense_reason is None and not return_iterations
         if skip_halted and dense_reason == "training":
@@ -377,7 +381,20 @@ class AlbertAct(keras.layers.Layer):
                 "`skip_halted=None` (automatic) or `False` under XLA. Received: "
                 "skip_halted=True inside an XLA-compiled function"
             )
+        if skip_halted and dense_reason == "quantized":
+            raise ValueError(
+                "`skip_halted=True` reads the block's float kernels, but the "
+                "block is quantized (`quantize()` or a quantized dtype "
+                "policy); quantized layers run on the dense path. Pass "
+                "`skip_halted=None` (automatic) or `False`."
+            )
         return skip_halted
+
+    def _block_is_quantized(self):
+        return any(
+            sublayer.quantization_mode is not None
+            for sublayer in self.transformer_block._flatten_layers()
+        )
 
     @property
     def _halting_dtype(self):

@@ -3,10 +3,53 @@
 One call advances the halting accumulators of every token by one iteration of
 the shared block. The arithmetic follows the authors' implementation operation
 for operation (same comparisons, same order of additions), so halting
-decisions are bit-for-bit those of the reference.
+decisions are bit-for-bit those of the reference. `HaltingDense` is the
+halting unit's projection, kept in float32 and out of quantization.
 """
 
+import keras
 import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_act")
+class HaltingDense(keras.layers.EinsumDense):
+    """The halting unit's `[hidden, 1]` projection: float32, never quantized.
+
+    An `EinsumDense` whose dtype is the one it is given (float32, or float64
+    in a float64 model), never an entry of a `keras.DTypePolicyMap`, and
+    whose `quantize()` does nothing. Quantizing it would save `hidden + 1`
+    weights but could flip halting decisions (its sigmoid is accumulated and
+    compared with `1 - act_epsilon`), changing how many layers every token
+    gets; keeping it float32 also means a quantized model's `.keras` file
+    and preset rebuild it exactly as saved.
+
+    Args:
+        *args: positional arguments of `keras.layers.EinsumDense`.
+        dtype: the halting dtype, `"float32"` or `"float64"`. A
+            `DTypePolicyMap` or quantized policy is refused. Defaults to
+            `"float32"`.
+        **kwargs: other keyword arguments of `keras.layers.EinsumDense`.
+
+    Example:
+
+    >>> layer = HaltingDense("abc,cd->abd", (None, 1), bias_axes="d")
+    >>> layer.build((1, 2, 4))
+    >>> layer.quantize("int8")
+    >>> layer.quantization_mode is None
+    True
+    """
+
+    def __init__(self, *args, dtype="float32", **kwargs):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(
+                "The halting unit computes in float32 (float64 in a float64 "
+                f"model). Received: dtype={dtype!r}"
+            )
+        super().__init__(*args, dtype=dtype, **kwargs)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Does nothing: the halting unit stays float32 (see the class)."""
+        del mode, type_check, config
 
 
 def halting_step(probability, halting_probability, remainders, updates, threshold):

@@ -6,6 +6,7 @@ import os
 import keras
 from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
 from keras_hub.models import Backbone
+from keras_hub.src.utils.preset_utils import CONFIG_FILE, load_json
 
 from keras_act.layers.albert_act import AlbertAct, albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast, TokenInputCheck
@@ -288,4 +289,10 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
                 f"({', '.join(sorted(backbone_presets))}) nor a directory written "
                 "by `save_to_preset`."
             )
+        if kwargs.get("dtype") is None:
+            # keras-hub's loader replaces the saved dtype by `None` here, which
+            # would rebuild a quantized backbone's layers unquantized.
+            saved = load_json(preset, CONFIG_FILE)["config"].get("dtype")
+            if isinstance(saved, dict) and saved.get("class_name") == "DTypePolicyMap":
+                kwargs["dtype"] = keras.dtype_policies.deserialize(saved)
         return super().from_preset(preset, load_weights=load_weights, **kwargs)

@@ -1,0 +1,110 @@
+"""keras-hub conventions a keras-hub user relies on: quantization, preprocessors.
+
+Quantization runs keras-hub's own harness (`TestCase.run_quantization_test`)
+on a tiny `AlbertActBackbone`, then checks what the harness does not: that a
+quantized backbone reloads from `.keras` and presets with identical outputs
+and `updates`. Preprocessors: `sequence_length` set after construction takes
+effect and survives `get_config()`.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras_hub.src.tests.test_case import TestCase
+
+from keras_act import AlbertActBackbone
+
+TINY = dict(
+    vocabulary_size=50,
+    embedding_dim=8,
+    hidden_dim=16,
+    num_heads=2,
+    intermediate_dim=32,
+    max_layers=4,
+    max_sequence_length=16,
+)
+
+
+def tiny_inputs():
+    return {
+        "token_ids": np.array([[2, 5, 7, 3, 0, 0], [2, 9, 11, 12, 13, 3]], "int32"),
+        "segment_ids": np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], "int32"),
+        "padding_mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], "int32"),
+    }
+
+
+def assert_same_outputs(actual, expected):
+    assert set(actual) == set(expected)
+    for key in expected:
+        np.testing.assert_array_equal(np.asarray(actual[key]), np.asarray(expected[key]), key)
+
+
+class QuantizationHarnessTest(TestCase):
+    def test_keras_hub_quantization_harness(self):
+        # The harness maps every plain Dense/EinsumDense/Embedding to a
+        # quantized policy; the halting unit is a `HaltingDense`, which it
+        # (like `Model.quantize`) leaves float32.
+        backbone = AlbertActBackbone(**TINY)
+        self.run_quantization_test(
+            instance=backbone,
+            cls=AlbertActBackbone,
+            init_kwargs=dict(TINY),
+            input_data=tiny_inputs(),
+        )
+
+
+def quantized_backbone(mode):
+    keras.utils.set_random_seed(3)
+    backbone = AlbertActBackbone(**TINY)
+    backbone(tiny_inputs())
+    backbone.quantize(mode)
+    return backbone
+
+
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_quantize_leaves_the_halting_unit_float32(mode):
+    backbone = quantized_backbone(mode)
+    halting = backbone.get_layer("albert_act").halting_dense
+    assert halting.quantization_mode is None
+    assert [v.dtype for v in halting.weights] == ["float32", "float32"]
+    quantized = [
+        layer.path for layer in backbone._flatten_layers() if layer.quantization_mode
+    ]
+    assert "albert_act/transformer_block/self_attention_layer/query" in quantized
+    policy_map = backbone.get_config()["dtype"]
+    assert policy_map["class_name"] == "DTypePolicyMap"
+    assert "albert_act/halting_dense" not in policy_map["config"]["policy_map"]
+    assert "albert_act/transformer_block/self_attention_layer/query" in (
+        policy_map["config"]["policy_map"]
+    )
+
+
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_quantized_backbone_reloads_from_keras_file_and_preset(mode, tmp_path):
+    backbone = quantized_backbone(mode)
+    expected = backbone(tiny_inputs())
+
+    path = tmp_path / "quantized.keras"
+    backbone.save(path)
+    from_file = keras.models.load_model(path)
+    assert_same_outputs(from_file(tiny_inputs()), expected)
+
+    backbone.save_to_preset(str(tmp_path / "preset"))
+    from_preset = AlbertActBackbone.from_preset(str(tmp_path / "preset"))
+    assert from_preset.get_layer("albert_act").halting_dense.quantization_mode is None
+    assert_same_outputs(from_preset(tiny_inputs()), expected)
+
+
+def test_quantized_block_runs_on_the_dense_path():
+    # The skip path reads the block's float kernels; a quantized block's are
+    # int8 (scales apart), so inference falls back to the dense path.
+    backbone = quantized_backbone("int8")
+    encoder = backbone.get_layer("albert_act")
+    hidden = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
+    mask = tiny_inputs()["padding_mask"]
+    automatic = encoder(hidden, padding_mask=mask)
+    dense = encoder(hidden, padding_mask=mask, skip_halted=False)
+    assert_same_outputs(automatic, dense)
+    with pytest.raises(ValueError, match="quantized"):
+        encoder(hidden, padding_mask=mask, skip_halted=True)
+
