@@ -108,3 +108,47 @@ def test_quantized_block_runs_on_the_dense_path():
     with pytest.raises(ValueError, match="quantized"):
         encoder(hidden, padding_mask=mask, skip_halted=True)
 
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory):
+    from keras_act import AlbertActTokenizer
+    from tests.tokenization_cases import synthetic_corpus
+    from training.vocab import train_vocabulary
+
+    folder = tmp_path_factory.mktemp("tiny_vocab")
+    path = train_vocabulary([synthetic_corpus(folder / "corpus.txt")], 120, folder)
+    return AlbertActTokenizer(proto=str(path))
+
+
+def preprocessor_cases():
+    import keras_act
+
+    return [
+        (keras_act.AlbertActPreprocessor, ["The fox ran far away.", "A cat."]),
+        (keras_act.AlbertActPairPreprocessor, (["The fox ran."], ["A cat sat down."])),
+        (keras_act.AlbertActTextClassifierPreprocessor, ["The fox ran far.", "A cat."]),
+        (
+            keras_act.AlbertActMultipleChoicePreprocessor,
+            (["The fox ran."], [["It fell down.", "A cat sat."]]),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_sequence_length_set_after_construction(case, tiny_tokenizer, tmp_path):
+    cls, x = preprocessor_cases()[case]
+    preprocessor = cls(tiny_tokenizer, sequence_length=12)
+    assert preprocessor(x)["token_ids"].shape[-1] == 12
+    preprocessor.sequence_length = 6
+    outputs = preprocessor(x)
+    for key in ("token_ids", "segment_ids", "padding_mask"):
+        assert outputs[key].shape[-1] == 6, key
+
+    copy = cls.from_config(preprocessor.get_config())
+    preprocessor.tokenizer.save_assets(str(tmp_path))
+    copy.tokenizer.load_assets(str(tmp_path))
+    assert copy.sequence_length == 6
+    assert_same_outputs(copy(x), outputs)
+
+    with pytest.raises(ValueError, match="sequence_length"):
+        preprocessor.sequence_length = 2

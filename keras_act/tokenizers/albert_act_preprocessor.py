@@ -62,20 +62,29 @@ class AlbertActPreprocessor(Preprocessor):
                 f"{type(self).__name__} needs an `AlbertActTokenizer`. "
                 f"Received: tokenizer={tokenizer!r}"
             )
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int):
-            raise ValueError(
-                f"`sequence_length` must be an int. Received: sequence_length={sequence_length!r}"
-            )
-        if sequence_length < 3:
-            raise ValueError(
-                "`sequence_length` must be at least 3 ([CLS], one token, [SEP]). "
-                f"Received: sequence_length={sequence_length}"
-            )
         self.tokenizer = tokenizer
-        self.sequence_length = sequence_length
         self.packer = None
+        self.sequence_length = sequence_length
         if tokenizer.proto is not None:
             self.build(None)
+
+    @property
+    def sequence_length(self):
+        """The packed length; setting it also re-sizes the packer."""
+        return self._sequence_length
+
+    @sequence_length.setter
+    def sequence_length(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"`sequence_length` must be an int. Received: sequence_length={value!r}")
+        if value < 3:
+            raise ValueError(
+                "`sequence_length` must be at least 3 ([CLS], one token, [SEP]). "
+                f"Received: sequence_length={value}"
+            )
+        self._sequence_length = value
+        if self.packer is not None:
+            self.packer.sequence_length = value
 
     def build(self, input_shape=None):
         # The packer needs the special token ids: it is made now when the
