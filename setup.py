@@ -50,6 +50,8 @@ setup(
             "torch==2.13.0",
             # tests/test_glue.py checks the GLUE correlations against scipy.stats.
             "scipy>=1.11,<2",
+            # keras-hub's test harness (keras_hub.src.tests.test_case) imports grain.
+            "grain>=0.2,<0.3",
             # Executing the Colab notebook in CI.
             "nbclient>=0.10,<1",
             "nbformat>=5.10,<6",
