@@ -1,0 +1,67 @@
+"""Argument checks shared by the layers, models, export and command lines.
+
+TensorFlow-free: importing this module loads neither TensorFlow nor Keras, so
+the command lines can check their arguments before the heavy imports.
+"""
+
+import math
+
+
+def check_positive_int(name, value, allow_none=False):
+    """Raise a `ValueError` naming `name` unless `value` is an int above 0.
+
+    Booleans are refused (`True` is an `int` in Python, never a size).
+
+    Args:
+        name: str. The argument's name, as the user wrote it.
+        value: the value received.
+        allow_none: bool. Whether `None` is accepted (an optional size).
+
+    Returns:
+        `value`, unchanged.
+
+    Example:
+
+    >>> check_positive_int("num_classes", 3)
+    3
+    >>> check_positive_int("num_classes", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_classes` must be a positive int. Received: num_classes=0
+    """
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return value
+
+
+def check_non_negative_float(name, value):
+    """Raise a `ValueError` naming `name` unless `value` is a finite number >= 0.
+
+    Args:
+        name: str. The argument's name, as the user wrote it.
+        value: the value received (int or float, not bool).
+
+    Returns:
+        `value`, unchanged.
+
+    Example:
+
+    >>> check_non_negative_float("ponder_weight", 1e-3)
+    0.001
+    >>> check_non_negative_float("ponder_weight", -1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `ponder_weight` must be a finite number >= 0. Received: ponder_weight=-1.0
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
+        )
+    return value
