@@ -65,3 +65,35 @@ def check_non_negative_float(name, value):
             f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
         )
     return value
+
+
+def check_positive_flags(parser, args, names):
+    """Stop a command line whose flags in `names` are not positive ints.
+
+    A flag left out (`None`) is accepted. The first bad one ends the program
+    through `parser.error` (usage, `prog: error: --flag must be positive`,
+    exit status 2), as argparse reports its own errors.
+
+    Args:
+        parser: the `argparse.ArgumentParser` that parsed `args`.
+        args: the parsed `argparse.Namespace`.
+        names: the flags' destinations, e.g. `("batch_size", "steps")`;
+            the message spells them as flags (`--batch-size`).
+
+    Example:
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="job")
+    >>> _ = parser.add_argument("--batch-size", type=int, default=32)
+    >>> _ = parser.add_argument("--steps", type=int)
+    >>> check_positive_flags(parser, parser.parse_args([]), ("batch_size", "steps"))
+    >>> check_positive_flags(parser, parser.parse_args(["--steps", "0"]), ("steps",))
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+    for name in names:
+        try:
+            check_positive_int(name, getattr(args, name), allow_none=True)
+        except ValueError:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
