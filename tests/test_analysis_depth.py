@@ -14,6 +14,7 @@ from keras_act.analysis import (
     masked_examples,
     sentence_depths,
 )
+from keras_act.data.text_corpus import read_documents
 from keras_act.depth_categories import DEPTH_CATEGORIES
 from tests.analysis_helpers import (
     MAX_LAYERS,
@@ -22,7 +23,6 @@ from tests.analysis_helpers import (
     analysis_setup,
     backbone_outputs,
 )
-from training.text_corpus import read_documents
 
 
 @pytest.fixture(scope="module")

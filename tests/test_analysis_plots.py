@@ -108,12 +108,9 @@ def test_category_histograms_and_profiles_png(tmp_path):
 
 def test_tensorboard_summaries(tmp_path):
     setup = analysis_setup()
-    from training.pretraining_data import (
-        create_sop_instances,
-        pretraining_dataset,
-        tokenize_documents,
-    )
-    from training.text_corpus import read_documents
+    from keras_act.data.pretraining_dataset import pretraining_dataset
+    from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
+    from keras_act.data.text_corpus import read_documents
 
     documents = tokenize_documents(read_documents([setup.corpus])[:5], setup.tokenizer)
     instances = create_sop_instances(documents, SEQUENCE_LENGTH, seed=0)

@@ -1,12 +1,14 @@
-"""Corpora, SOP pairs and dynamic MLM masking (`training/`)."""
+"""Corpora, SOP pairs and dynamic MLM masking (`keras_act.data`)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_act.data.masking import mask_example
+from keras_act.data.pretraining_dataset import pretraining_dataset
+from keras_act.data.sentence_order import create_sop_instances
+from keras_act.data.text_corpus import read_documents, split_sentences
 from training.demo_corpus import generate_demo_documents, write_demo_corpus
-from training.pretraining_data import create_sop_instances, mask_example, pretraining_dataset
-from training.text_corpus import read_documents, split_sentences
 
 VOCAB = 120
 

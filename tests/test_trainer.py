@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 import keras_act
+from keras_act.data.pretraining_dataset import pretraining_dataset
+from keras_act.data.sentence_order import create_sop_instances
 from training.optimizers import WarmupDecay, create_optimizer
-from training.pretraining_data import create_sop_instances, pretraining_dataset
 from training.trainer import CheckpointKeeper, DistributedTrainer, distribute_dataset, summarize
 
 VOCAB = 60

@@ -170,7 +170,7 @@ def follow_recorded_run(args, recorded):
 
 def load_documents(args):
     """The corpus as documents (lists of sentences)."""
-    from training.text_corpus import read_documents
+    from keras_act.data.text_corpus import read_documents
 
     if args.tfds:
         from training.tfds_sources import documents_from_tfds
@@ -256,13 +256,10 @@ def run(args):
     import keras_act
     from keras_act.analysis import format_depth_table, sentence_depths
     from keras_act.analysis.tensorboard import write_depth_summaries
+    from keras_act.data.pretraining_dataset import pretraining_dataset
+    from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
     from training.cli import SetupError
     from training.optimizers import create_optimizer
-    from training.pretraining_data import (
-        create_sop_instances,
-        pretraining_dataset,
-        tokenize_documents,
-    )
     from training.run_files import file_sha256, read_run_config, remove_stale_leftovers
     from training.strategies import create_strategy, is_chief
     from training.trainer import (

@@ -46,7 +46,7 @@ def documents_from_tfds(name, split="train", data_dir=None, text_key=None, max_e
     Raises:
         ValueError: unknown dataset, no text feature, or no usable text.
     """
-    from training.text_corpus import split_sentences
+    from keras_act.data.text_corpus import split_sentences
 
     dataset, info = load_tfds(name, split, data_dir)
     features = list(info.features.keys()) if hasattr(info.features, "keys") else []

@@ -211,7 +211,7 @@ def run(args):
                 print()
 
     if args.corpus:
-        from training.text_corpus import read_documents
+        from keras_act.data.text_corpus import read_documents
 
         try:
             documents = read_documents(args.corpus)

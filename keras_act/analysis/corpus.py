@@ -1,7 +1,7 @@
 """Depth statistics over a corpus, on pre-training examples with MLM masking.
 
 The paper's table is measured on masked-LM inputs. The corpus is therefore
-turned into exactly the examples pre-training sees (`training.pretraining_data`:
+turned into exactly the examples pre-training sees (`keras_act.data`:
 SOP pairs `[CLS] A [SEP] B [SEP]`, 15% of the tokens masked, 80% `[MASK]`,
 10% random, 10% original), visited once in order, and the model's `updates`
 are aggregated by `DepthStatistics`.
@@ -43,7 +43,7 @@ def masked_examples(
     Args:
         depth_model: a `DepthModel` (its tokenizer and special ids are used).
         documents: a list of documents, each a list of sentence strings
-            (`training.text_corpus.read_documents`).
+            (`keras_act.data.text_corpus.read_documents`).
         sequence_length: int, packed length. Defaults to 128.
         max_predictions: int, masked-LM targets per example. Defaults to
             15% of `sequence_length`, as `training.pretrain`.
@@ -54,14 +54,11 @@ def masked_examples(
 
     Returns:
         A tuple `(dataset, token_frequencies)`: an unbatched `tf.data.Dataset`
-        of `(features, targets)` (see `training.pretraining_data`) over every
+        of `(features, targets)` (see `keras_act.data.pretraining_dataset`) over every
         SOP pair once, and the int64 count of each token id in the corpus.
     """
-    from training.pretraining_data import (
-        create_sop_instances,
-        pretraining_dataset,
-        tokenize_documents,
-    )
+    from keras_act.data.pretraining_dataset import pretraining_dataset
+    from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
 
     if sequence_length > depth_model.max_sequence_length:
         raise ValueError(
@@ -132,7 +129,7 @@ def corpus_depth_statistics(
     Example:
 
     ```python
-    documents = training.text_corpus.read_documents(["heldout.txt"])
+    documents = read_documents(["heldout.txt"])
     statistics = corpus_depth_statistics(load_depth_model("runs/x/preset"), documents)
     statistics.means()["mask_mask"]
     ```

@@ -52,7 +52,7 @@ def write_depth_summaries(
         sentences: a list of str (a few short sentences).
         step: int, the summary step.
         examples: optional `(features, targets)` batch of pre-training
-            examples (`training.pretraining_data.pretraining_dataset`,
+            examples (`keras_act.data.pretraining_dataset.pretraining_dataset`,
             batched).
         prefix: str, the summary name prefix. Defaults to `"depth"`.
 
