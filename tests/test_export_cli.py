@@ -1,6 +1,7 @@
 """`python -m keras_act.export`: presets and `.keras` files to SavedModel versions."""
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -14,11 +15,13 @@ import keras_act
 from keras_act.export import TEXT_SIGNATURE, read_warmup_file
 from keras_act.export.__main__ import build_parser
 from keras_act.export.__main__ import main as export_main
-from keras_act.export.loading import load_for_export
+from keras_act.model_loading import load_model
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
 from tests.export_helpers import preprocess, tiny_backbone, train_tiny_sentencepiece
 
 REPO = Path(__file__).resolve().parents[1]
+# What `python -m keras_act.export` loads its --model with.
+load_for_export = functools.partial(load_model, require_preprocessing=True)
 
 
 @pytest.fixture(scope="module")

@@ -228,39 +228,6 @@ def text_columns(texts):
 # === Model ===
 
 
-def _preset_dir(path):
-    """The preset folder of `path`: itself, or a pre-training run's `preset/`."""
-    for candidate in (path, os.path.join(path, "preset")):
-        config = os.path.join(candidate, "config.json")
-        if os.path.isfile(config):
-            with open(config) as file:
-                try:
-                    content = json.load(file)
-                except json.JSONDecodeError as error:
-                    raise SetupError(f"{config} is not JSON: {error}") from None
-            if isinstance(content, dict) and "registered_name" in content:
-                return candidate, content
-    return None, None
-
-
-def load_preset_tokenizer(preset):
-    """The `AlbertActTokenizer` saved in a preset folder, or None."""
-    import keras
-
-    import keras_act
-
-    path = os.path.join(preset, "tokenizer.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as file:
-        config = json.load(file)
-    tokenizer = keras.saving.deserialize_keras_object(config)
-    if not isinstance(tokenizer, keras_act.AlbertActTokenizer):
-        raise SetupError(f"{path} holds a {type(tokenizer).__name__}, not an AlbertActTokenizer.")
-    tokenizer.load_preset_assets(preset)
-    return tokenizer
-
-
 def load_backbone(args):
     """The backbone and tokenizer (or None) that `--model` names.
 
@@ -268,14 +235,11 @@ def load_backbone(args):
         SetupError: for a source of another architecture, or without the
             tokenizer it needs.
     """
-    import keras
-
     import keras_act
-    from keras_act.convert import CheckpointError, load_hf_checkpoint
+    from keras_act.model_loading import albert_act_backbone_of, load_model, preset_dir
 
     source = args.init
     dtype = f"mixed_{args.mixed_precision}" if args.mixed_precision else None
-    tokenizer = None
     if source in RANDOM_INITS:
         if not args.vocab:
             raise SetupError(f"--model {source} (random weights) needs --vocab SPIECE_MODEL.")
@@ -294,53 +258,13 @@ def load_backbone(args):
             config["max_layers"] = args.max_layers
         return keras_act.AlbertActBackbone(dtype=dtype, **config), tokenizer, source
 
-    if source.endswith(".keras"):
-        if not os.path.isfile(source):
-            raise SetupError(f"--model file not found: {source}")
-        try:
-            model = keras.saving.load_model(source, compile=False)
-        except Exception as error:  # unknown classes, corrupt archives
-            raise SetupError(
-                f"{source} could not be loaded as an ALBERT-ACT model: {error}"
-            ) from None
-        backbone = getattr(model, "backbone", model)
-        if not isinstance(backbone, keras_act.AlbertActBackbone):
-            raise SetupError(
-                f"{source} holds a {type(model).__name__}, a checkpoint of another "
-                "architecture; expected an AlbertActBackbone, an AlbertActPretrainer or an "
-                "ALBERT-ACT task."
-            )
-        preprocessor = getattr(model, "preprocessor", None)
-        tokenizer = getattr(preprocessor, "tokenizer", None)
-        return backbone, tokenizer, source
-
-    if "://" not in source:
-        if not os.path.exists(source):
-            raise SetupError(f"--model not found: {source}")
-        preset, config = _preset_dir(source)
-        if preset is not None:
-            registered = config.get("registered_name")
-            if keras.saving.get_registered_object(registered) is not keras_act.AlbertActBackbone:
-                raise SetupError(
-                    f"{preset} is a preset of {registered}, a checkpoint of another "
-                    "architecture; expected keras_act>AlbertActBackbone."
-                )
-            backbone = keras_act.AlbertActBackbone.from_preset(preset, dtype=dtype)
-            tokenizer = load_preset_tokenizer(preset)
-            return backbone, tokenizer, preset
     try:
-        backbone = load_hf_checkpoint(source, dtype=dtype)
-    except CheckpointError as error:
-        raise SetupError(f"--model {source}: {error}") from None
-    except FileNotFoundError as error:
-        raise SetupError(
-            f"--model {source} is neither a preset folder (config.json with a "
-            f"registered_name), a .keras file nor a checkpoint folder: {error}"
-        ) from None
-    spiece = os.path.join(source, "spiece.model")
-    if os.path.isdir(source) and os.path.isfile(spiece) and not args.vocab:
-        tokenizer = keras_act.AlbertActTokenizer(proto=spiece)
-    return backbone, tokenizer, source
+        model, preprocessing = load_model(source, dtype=dtype)
+        backbone = albert_act_backbone_of(model, source)
+        source = preset_dir(source) or source  # a run folder's preset/
+    except (ValueError, OSError) as error:  # bad --model: one line, named
+        raise SetupError(str(error)) from None
+    return backbone, getattr(preprocessing, "tokenizer", preprocessing), source
 
 
 def prepare_backbone(args, backbone, tokenizer):

@@ -1,11 +1,11 @@
 """Import of the authors' checkpoints (Hugging Face `asi/albert-act-*` layout)."""
 
-import json
 import os
 
 import numpy as np
 
 from keras_act.convert.checkpoint_files import read_weights
+from keras_act.json_files import read_json_file
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.models.albert_act_presets import backbone_presets
 from keras_act.models.albert_act_pretrainer import AlbertActPretrainer
@@ -204,11 +204,7 @@ def read_hf_config(config_path):
         CheckpointError: naming the file, for invalid JSON or JSON that is
             not an object.
     """
-    try:
-        with open(config_path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{config_path} is not valid JSON: {error}.") from error
+    config = read_json_file(config_path, error_class=CheckpointError)
     if not isinstance(config, dict):
         raise CheckpointError(
             f"{config_path} holds a JSON {type(config).__name__}, not an object "

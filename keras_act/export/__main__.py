@@ -111,10 +111,10 @@ def _one_line(error):
 def _export(args):
     from keras_act.export import export_saved_model
     from keras_act.export.atomic import check_base_dir
-    from keras_act.export.loading import load_for_export
+    from keras_act.model_loading import load_model
 
     check_base_dir(args.out)  # before loading the model
-    model, preprocessing = load_for_export(args.model, vocab=args.vocab)
+    model, preprocessing = load_model(args.model, vocab=args.vocab, require_preprocessing=True)
     texts = args.warmup_texts
     if texts:
         texts = _split_warmup_texts(texts, model, preprocessing, args.pair)
