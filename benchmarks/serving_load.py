@@ -5,7 +5,7 @@
 Exports a model with `keras_act.export.export_saved_model` (or takes an
 exported version folder), then loads it the way TensorFlow Serving does (the
 TF1 session loader and the SignatureDefs' tensor names) in an isolated process
-that imports only tensorflow and tensorflow_text (`tests/serving_session.py`).
+that imports only tensorflow and tensorflow_text (`benchmarks/serving_session.py`).
 There, each of `--threads` client threads takes the next request until
 `--requests` have been answered; every request is one raw text (a batch of
 one, as online clients send) to `serving_default`, cycling through 32 texts of
@@ -18,7 +18,7 @@ before and after the run (other work on a shared machine slows every
 figure). The default model is the `albert_act_tiny` preset (ALBERT-base
 geometry, at most 6 layers; random weights, so halting is not that of a
 trained model) with ALBERT's vocabulary
-(`../shared/data/albert_v2_spiece.model`, else a small generated one) at
+(`../shared/data/albert_v2_spiece.model`, else a 64-piece one trained on the request texts) at
 sequence length 128. `--quick` exports a small backbone (hidden size 32) at
 sequence length 32 and sends 200 requests: a smoke run whose figures mean
 little. `benchmarks/serving_load.json` holds the figures of a full run on
@@ -45,11 +45,15 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks.models import SMALL_SERVING_CONFIG  # noqa: E402
+
 SHARED_VOCAB = (
     Path(os.environ.get("KERAS_ACT_SHARED", REPO.parent / "shared"))
     / "data"
     / "albert_v2_spiece.model"
 )
+
+GENERATED_VOCABULARY_SIZE = 64  # at most 70 pieces fit the request texts
 
 WORDS = (
     "the model reads every token again until it decides to halt and some tokens need "
@@ -66,6 +70,21 @@ def request_texts(count=32):
     ]
 
 
+def generated_vocabulary(work_dir):
+    """An ALBERT-style SentencePiece model trained on the request texts.
+
+    For machines without `../shared` (ALBERT's own vocabulary); trained with
+    `training.vocab.train_vocabulary`, as `python -m training.vocab` does.
+    """
+    from training.vocab import train_vocabulary
+
+    corpus = Path(work_dir) / "request_texts.txt"
+    corpus.write_text("\n".join(request_texts()) + "\n", encoding="utf-8")
+    return str(
+        train_vocabulary([corpus], GENERATED_VOCABULARY_SIZE, Path(work_dir) / "vocab", seed=0)
+    )
+
+
 def export_model(work_dir, quick):
     import keras
 
@@ -76,20 +95,13 @@ def export_model(work_dir, quick):
     if SHARED_VOCAB.exists():
         vocab, vocab_name = str(SHARED_VOCAB), "albert_v2_spiece.model"
     else:
-        from tests.export_helpers import train_tiny_sentencepiece
-
-        vocab = train_tiny_sentencepiece(Path(work_dir) / "tiny.model")
-        vocab_name = "generated 200-piece vocabulary"
+        vocab = generated_vocabulary(work_dir)
+        vocab_name = f"{GENERATED_VOCABULARY_SIZE}-piece vocabulary of the request texts"
     tokenizer = AlbertActTokenizer(proto=vocab)
     keras.utils.set_random_seed(0)
     if quick:
         backbone = keras_act.AlbertActBackbone(
-            vocabulary_size=tokenizer.vocabulary_size(),
-            embedding_dim=16,
-            hidden_dim=32,
-            num_heads=4,
-            intermediate_dim=64,
-            max_layers=6,
+            vocabulary_size=tokenizer.vocabulary_size(), **SMALL_SERVING_CONFIG
         )
         model_name, sequence_length = "small backbone (hidden 32, <= 6 layers)", 32
     else:
@@ -148,7 +160,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     total = args.requests or (200 if args.quick else 2000)
 
-    from tests.serving_client import run_isolated, text_request
+    from benchmarks.serving_client import run_isolated, text_request
 
     # The machine is shared: how busy it was is part of the figures.
     load_before = _load_average()

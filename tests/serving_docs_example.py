@@ -6,7 +6,7 @@ exports the documentation's demo model (a small randomly initialised
 `AlbertActPretrainer` on ALBERT's vocabulary, seed 0) to
 `saved_models/albert_act_mlm/1` in a temporary folder, sends the documented
 REST bodies and runs the documented gRPC client through the test stand-in of
-the model server (the isolated session process of tests/serving_session.py),
+the model server (the isolated session process of benchmarks/serving_session.py),
 runs the documented local Python query in a fresh process, and prints the
 responses and outputs as they appear in docs/serving.md.
 `tests/test_export_docs.py` checks that the documentation still shows what
@@ -65,7 +65,7 @@ def export_demo(base_dir, vocab):
 
 def run_examples(version_dir, rest_bodies, grpc_client_code):
     """Sends the REST bodies and runs the gRPC client in the isolated session."""
-    from tests.serving_client import run_isolated
+    from benchmarks.serving_client import run_isolated
 
     return run_isolated(
         {

@@ -1,6 +1,6 @@
 """Backbone export for TF Serving, checked the way the model server loads it.
 
-One small backbone is exported once; one isolated process (tests/serving_session.py:
+One small backbone is exported once; one isolated process (benchmarks/serving_session.py:
 tensorflow + tensorflow_text only, keras-act not importable) loads it with the
 TF1 session loader and answers every request of this module.
 """
@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from benchmarks.serving_client import predict_request, run_isolated, text_request
 from keras_act.export import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, export_saved_model
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
 from tests.export_helpers import (
@@ -26,7 +27,6 @@ from tests.export_helpers import (
     tiny_backbone,
     train_tiny_sentencepiece,
 )
-from tests.serving_client import predict_request, run_isolated, text_request
 
 TEXT_BATCHES = {
     "one": ["the quick brown fox"],

@@ -1,6 +1,6 @@
-"""The isolated serving process (tests/serving_session.py) in a virtualenv.
+"""The isolated serving process (benchmarks/serving_session.py) in a virtualenv.
 
-The serving checks run `python -I -S tests/serving_session.py`: no `.pth`
+The serving checks run `python -I -S benchmarks/serving_session.py`: no `.pth`
 files, no current folder, so no keras-act. Under `-S` the interpreter does not
 know it is in a virtualenv, so the child is handed the parent's own
 site-packages folders. This test builds a virtualenv in which tensorflow is
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving_client import REPO, parent_site_packages
+from benchmarks.serving_client import REPO, parent_site_packages
 
 REPOSITORY_PACKAGES = ("keras_act", "training", "__editable__")
 
@@ -57,7 +57,7 @@ def test_isolated_child_imports_tensorflow_of_a_virtualenv_and_no_keras_act(tmp_
     python, site_packages = _virtualenv_with_these_packages(tmp_path / "venv")
     client = (
         "import json\n"
-        "from tests.serving_client import parent_site_packages, run_isolated\n"
+        "from benchmarks.serving_client import parent_site_packages, run_isolated\n"
         "print(json.dumps({'given': parent_site_packages(), "
         "'isolation': run_isolated({})['isolation']}))\n"
     )
@@ -90,7 +90,7 @@ def test_isolated_child_imports_tensorflow_of_a_virtualenv_and_no_keras_act(tmp_
 
 def test_isolated_child_requires_the_site_packages_folders(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", str(REPO / "tests" / "serving_session.py"), "a", "b"],
+        [sys.executable, "-I", "-S", str(REPO / "benchmarks" / "serving_session.py"), "a", "b"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,7 +4,7 @@ answerer), checked like the model server.
 Each task is built with its own preprocessor, exported with
 `export_saved_model(task, None, ...)` (the token classifier through `python -m
 keras_act.export` on a `.keras` file) and served by the isolated session process
-(tests/serving_session.py), which cannot import keras-act. References come from
+(benchmarks/serving_session.py), which cannot import keras-act. References come from
 the Keras models and the preprocessors' own eager helpers (`word_ids`,
 `decode_answers`).
 """
@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import keras_act
+from benchmarks.serving_client import predict_request, run_isolated, text_request
 from keras_act.export import (
     TOKEN_IDS_SIGNATURE,
     QuestionAnswererHead,
@@ -29,7 +30,6 @@ from tests.export_helpers import (
     token_outputs,
     train_tiny_sentencepiece,
 )
-from tests.serving_client import predict_request, run_isolated, text_request
 
 
 @pytest.fixture(scope="module")
