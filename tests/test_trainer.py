@@ -17,6 +17,7 @@ from keras_act.data.pretraining_dataset import pretraining_dataset
 from keras_act.data.sentence_order import create_sop_instances
 from training.optimizers import WarmupDecay, create_optimizer
 from training.trainer import CheckpointKeeper, DistributedTrainer, distribute_dataset, summarize
+from training.training_loop import TrainingLoop
 
 VOCAB = 60
 
@@ -178,22 +179,24 @@ def test_accumulated_float16_step_equals_the_full_batch_step():
     assert_same_step(full, accumulated, atol=2e-3, rtol=2e-3)
 
 
-MIRRORED_CHILD = """
-import json, sys
-import numpy as np
-from training.strategies import split_cpu
-split_cpu(2)
-import tensorflow as tf
-from tests.test_trainer import one_sgd_step
-runs = {}
-one = tf.distribute.OneDeviceStrategy("/cpu:0")
-two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-for name, strategy, k in (("one_1", one, 1), ("two_1", two, 1), ("two_2", two, 2)):
-    before, after, sums = one_sgd_step(strategy, k)
-    runs[name] = {"before": [w.tolist() for w in before], "after": [w.tolist() for w in after],
-                  "sums": sums}
-json.dump(runs, open(sys.argv[1], "w"))
-"""
+def mirrored_child(out):
+    """The steps of the two-logical-CPU test, run in a child process
+    (`python -m tests.test_trainer OUT`): logical devices must be set
+    before TensorFlow starts its devices. Writes the runs as JSON to `out`."""
+    from training.strategies import split_cpu
+
+    split_cpu(2)
+    runs = {}
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for name, strategy, k in (("one_1", one, 1), ("two_1", two, 1), ("two_2", two, 2)):
+        before, after, sums = one_sgd_step(strategy, k)
+        runs[name] = {
+            "before": [w.tolist() for w in before],
+            "after": [w.tolist() for w in after],
+            "sums": sums,
+        }
+    Path(out).write_text(json.dumps(runs))
 
 
 def test_accumulated_sgd_step_over_two_logical_cpus_equals_one_device(tmp_path):
@@ -203,7 +206,7 @@ def test_accumulated_sgd_step_over_two_logical_cpus_equals_one_device(tmp_path):
     out = tmp_path / "runs.json"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_CHILD, str(out)],
+        [sys.executable, "-m", "tests.test_trainer", str(out)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-5000:]
@@ -267,3 +270,53 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_one_before(tmp_path):
     keeper = CheckpointKeeper(strategy, str(tmp_path), model=third.model, optimizer=third.optimizer)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"No readable checkpoint in .*ckpt-2 .*ckpt-1"):
         keeper.restore()
+
+
+def scalars_logged(folder):
+    """`{(step, tag): value}` of the TensorBoard scalars written under `folder`."""
+    values = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                values[(event.step, value.tag)] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def test_the_training_loop_logs_windows_checkpoints_and_resumes(tmp_path, capsys):
+    """The loop of both jobs: a line and TensorBoard scalars per window (and
+    at the last step), the schedule's rate of each logged step, checkpoints
+    every N steps and at the last, the hook after every step; a new loop on
+    the same folder resumes at the last checkpoint."""
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = make_trainer(strategy)
+    with strategy.scope():
+        loop = TrainingLoop(strategy, trainer, str(tmp_path), 5, model=trainer.model, optimizer=trainer.optimizer)
+    assert loop.restore() is None
+    seen = []
+    last = loop.run(
+        examples, 3, batch_size=8, log_every=2, checkpoint_every=2, summarize_fn=summarize,
+        log_line=lambda step, means: f"step {step} loss {means['loss']:.4f}",
+        scalar_prefix="train/", after_step=seen.append,
+    )
+    assert last == 3 and seen == [1, 2, 3]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2", "3"]
+    assert all(line.endswith("examples/s)") for line in lines)
+    checkpoints = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
+    assert [p.rsplit("-", 1)[1] for p in checkpoints.all_model_checkpoint_paths] == ["2", "3"]
+    scalars = scalars_logged(tmp_path / "logs")
+    assert {step for step, _ in scalars} == {2, 3}
+    assert {(2, "train/loss"), (3, "train/mlm_accuracy"), (3, "train/gradient_norm")} <= set(scalars)
+    # Warm-up over 2 steps, then decay: each log has the rate of its step.
+    assert scalars[(2, "train/learning_rate")] > scalars[(3, "train/learning_rate")] > 0
+
+    other = make_trainer(strategy)
+    with strategy.scope():
+        resumed = TrainingLoop(strategy, other, str(tmp_path), 5, model=other.model, optimizer=other.optimizer)
+    assert resumed.restore().endswith("ckpt-3") and resumed.step == 3
+    for a, b in zip(trainer.model.weights, other.model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+if __name__ == "__main__":
+    mirrored_child(sys.argv[1])

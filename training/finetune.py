@@ -5,7 +5,7 @@ STS-B) with the ponder cost on, as the paper does, and reports the task's
 GLUE metric on the dev set (accuracy; Matthews correlation for CoLA; F1 and
 accuracy for MRPC and QQP; Pearson and Spearman for STS-B) and the mean
 number of updates (layers) per token. The training loop is the one of
-pre-training (`training.trainer.DistributedTrainer`), so `--strategy`
+pre-training (`training.training_loop.TrainingLoop`), so `--strategy`
 works the same: one device, mirrored GPUs or logical CPUs, several
 workers, TPUs. Checkpoints let a killed run resume where it stopped.
 
@@ -40,7 +40,7 @@ import math
 import os
 import sys
 
-from training.cli import SetupError, one_line_errors
+from training.cli import SetupError, run_command
 from training.glue import GLUE_TASKS
 
 DEFAULT_MODEL_DIR = "runs/finetune"
@@ -51,7 +51,12 @@ DEFAULT_SEQUENCE_LENGTH = 128
 
 
 def build_parser():
-    from training.cli import HelpFormatter
+    from training.cli import (
+        HelpFormatter,
+        add_batch_arguments,
+        add_device_arguments,
+        add_update_arguments,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m training.finetune",
@@ -95,31 +100,12 @@ def build_parser():
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=float, default=3.0, help="passes over the training set")
     run.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
-    run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
-    run.add_argument("--accumulation-steps", type=int, default=1, help="micro-batches per optimizer step")
+    add_batch_arguments(run)
     run.add_argument("--optimizer", default="adamw", choices=("adamw", "lamb"), help="the optimizer")
     run.add_argument("--learning-rate", type=float, default=2e-5, help="peak learning rate")
     run.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps warming up")
-    run.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
-    run.add_argument("--clip-norm", type=float, default=1.0, help="global-norm clipping (0: none)")
-    run.add_argument(
-        "--strategy",
-        default="auto",
-        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
-        help="tf.distribute strategy",
-    )
-    run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
-    run.add_argument(
-        "--cpu-devices", type=int, default=0, help="split the CPU into N logical devices (0: no split)"
-    )
-    run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    run.add_argument(
-        "--mixed-precision",
-        choices=("bfloat16", "float16"),
-        help="mixed-precision policy (default: float32)",
-    )
-    run.add_argument("--seed", type=int, default=0, help="seed of the new weights and the data order")
-    run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
+    add_update_arguments(run)
+    add_device_arguments(run, seed_help="seed of the new weights and the data order")
     output = parser.add_argument_group("output")
     output.add_argument(
         "--out",
@@ -140,7 +126,8 @@ def build_parser():
 
 def validate_args(args, parser):
     """Checks the arguments alone (no file is read): argparse errors."""
-    from training.cli import exit_with_error, output_folder_error
+    from keras_act.checks import check_positive_flags
+    from training.cli import check_output_folders
     from training.glue import get_task
 
     try:
@@ -155,20 +142,23 @@ def validate_args(args, parser):
             parser.error(f"--tfds {args.tfds} is not the GLUE task {args.glue_task.name}")
     if not args.tfds and not (args.train and args.dev):
         parser.error("give --train FILE and --dev FILE (GLUE TSV files), or --tfds NAME")
-    for name in (
-        "batch_size",
-        "accumulation_steps",
-        "log_every",
-        "eval_batch_size",
-        "checkpoint_every",
-        "keep_checkpoints",
-    ):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    for name in ("steps", "max_train_examples", "max_dev_examples", "max_layers", "sequence_length"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    check_positive_flags(
+        parser,
+        args,
+        (
+            "batch_size",
+            "accumulation_steps",
+            "log_every",
+            "eval_batch_size",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "steps",
+            "max_train_examples",
+            "max_dev_examples",
+            "max_layers",
+            "sequence_length",
+        ),
+    )
     if args.steps is None and args.epochs <= 0:
         parser.error("--epochs must be positive")
     if args.batch_size % args.accumulation_steps:
@@ -183,9 +173,7 @@ def validate_args(args, parser):
         path = getattr(args, name)
         if path and not os.path.isfile(path):
             parser.error(f"--{name} file not found: {path}")
-    error = output_folder_error(args.model_dir, "--out")
-    if error:
-        exit_with_error(parser, error)
+    check_output_folders(parser, [("--out", args.model_dir)])
 
 
 # === Data ===
@@ -413,17 +401,9 @@ def preprocess(preprocessor, texts, labels, batch_size=256):
 
 def setup(args):
     """Everything that can fail on bad input, before any training step."""
-    import keras
-    import tensorflow as tf
-
     from training.run_files import remove_stale_leftovers
     from training.strategies import create_strategy
 
-    keras.utils.set_random_seed(args.seed)
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if args.mixed_precision:
-        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
     train_texts, train_labels, dev_texts, dev_labels = load_examples(args)
     strategy = create_strategy(args.strategy, tpu=args.tpu)
     with strategy.scope():
@@ -453,31 +433,20 @@ def setup(args):
 def run(args):
     import tensorflow as tf
 
-    if args.cpu_devices:
-        from training.strategies import split_cpu
+    from training.training_loop import configure_process
 
-        split_cpu(args.cpu_devices)
+    configure_process(args)
+    from training.cli import as_setup_errors
     from training.optimizers import create_optimizer
-    from training.strategies import is_chief
-    from training.trainer import (
-        CheckpointKeeper,
-        DistributedTrainer,
-        StepTimer,
-        distribute_dataset,
-    )
+    from training.trainer import DistributedTrainer
+    from training.training_loop import TrainingLoop
 
-    try:
+    # Unreadable data, unknown TFDS names, bad checkpoints: the message says it all.
+    with as_setup_errors():
         strategy, task_model, source, (train_x, train_y), (dev_x, dev_y) = setup(args)
-    except SetupError:
-        raise
-    except (ValueError, OSError) as error:
-        # Unreadable data, unknown TFDS names, bad checkpoints: the message
-        # says it all.
-        raise SetupError(str(error)) from error
     task = args.glue_task
     num_train = len(train_y)
     steps = args.steps or max(1, math.ceil(args.epochs * num_train / args.batch_size))
-    chief = is_chief(strategy)
     with strategy.scope():
         optimizer = create_optimizer(
             args.optimizer,
@@ -497,19 +466,11 @@ def run(args):
             clip_norm=args.clip_norm,
             jit_compile=args.jit_compile,
         )
-        keeper = CheckpointKeeper(
-            strategy,
-            os.path.join(args.model_dir, "checkpoints"),
-            max_to_keep=args.keep_checkpoints,
-            model=task_model,
-            optimizer=optimizer,
-            step=trainer.steps_done,
+        loop = TrainingLoop(
+            strategy, trainer, args.model_dir, args.keep_checkpoints, model=task_model, optimizer=optimizer
         )
-    try:
-        restored = keeper.restore()
-    except ValueError as error:  # no readable checkpoint
-        raise SetupError(str(error)) from error
-    step = int(trainer.steps_done.numpy())
+    restored = loop.restore()
+    chief = loop.chief
     if chief:
         print(
             f"GLUE {task.name}: {num_train} training and {len(dev_y)} dev examples; "
@@ -521,59 +482,40 @@ def run(args):
             flush=True,
         )
         if restored:
-            print(f"Resumed from {restored} at step {step}", flush=True)
+            print(f"Resumed from {restored} at step {loop.step}", flush=True)
 
     def examples():
         dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y))
         dataset = dataset.shuffle(num_train, seed=args.seed, reshuffle_each_iteration=True)
         return dataset.repeat()
 
-    try:
-        dataset = distribute_dataset(
-            strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
+    def log_line(step, means):
+        accuracy = f"  accuracy {means['accuracy']:.3f}" if "accuracy" in means else ""
+        return (
+            f"step {step}/{steps}  epoch {step * args.batch_size / num_train:.2f}  "
+            f"loss {means['loss']:.4f}{accuracy}  updates {means['updates']:.2f}  "
+            f"gradient_norm {means['gradient_norm']:.6g}"
         )
-    except ValueError as error:  # a batch the replicas cannot share
-        raise SetupError(str(error)) from error
-    iterator = iter(dataset)
-    logs = os.path.join(args.model_dir, "logs")
-    writer = tf.summary.create_file_writer(logs) if chief else None
-    if chief:
-        print(f"TensorBoard logs in {logs}: tensorboard --logdir {logs}", flush=True)
-    timer = StepTimer()
-    window = {}
-    while step < steps:
-        sums = trainer.train_step(iterator)
-        step += 1
-        for name, value in sums.items():
-            window[name] = window.get(name, 0.0) + value
-        if step % args.log_every == 0 or step == steps:
-            means = summarize(window)
-            if chief:
-                rate = timer.rate(window["examples"])
-                accuracy = f"  accuracy {means['accuracy']:.3f}" if "accuracy" in means else ""
-                print(
-                    f"step {step}/{steps}  epoch {step * args.batch_size / num_train:.2f}  "
-                    f"loss {means['loss']:.4f}{accuracy}  updates {means['updates']:.2f}  "
-                    f"gradient_norm {means['gradient_norm']:.6g}  "
-                    f"({rate:.1f} examples/s)",
-                    flush=True,
-                )
-                with writer.as_default(step=step):
-                    for name, value in means.items():
-                        tf.summary.scalar(f"train/{name}", value)
-                    tf.summary.scalar("train/learning_rate", optimizer.learning_rate)
-                writer.flush()
-            window = {}
+
+    def evaluate_on_the_way(step):
         if args.eval_every and step % args.eval_every == 0 and step < steps:
             results = evaluate(task_model, dev_x, dev_y, task, args.eval_batch_size)
             if chief:
                 print(f"dev at step {step}: {format_metrics(results)}", flush=True)
-                with writer.as_default(step=step):
-                    for name, value in results.items():
-                        tf.summary.scalar(f"dev/{name}", value)
-        if step % args.checkpoint_every == 0 or step == steps:
-            keeper.save(step)
+                loop.write_scalars(step, results, "dev/")
 
+    step = loop.run(
+        examples,
+        steps,
+        batch_size=args.batch_size,
+        accumulation_steps=args.accumulation_steps,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        summarize_fn=summarize,
+        log_line=log_line,
+        scalar_prefix="train/",
+        after_step=evaluate_on_the_way,
+    )
     results = evaluate(task_model, dev_x, dev_y, task, args.eval_batch_size)
     if chief:
         main_metric = task.metrics[0]
@@ -583,10 +525,7 @@ def run(args):
             f"{results['mean_updates']:.3f} (of at most {task_model.backbone.max_layers})",
             flush=True,
         )
-        with writer.as_default(step=step):
-            for name, value in results.items():
-                tf.summary.scalar(f"dev/{name}", value)
-        writer.flush()
+        loop.write_scalars(step, results, "dev/")
         report = {
             "task": task.name,
             "metrics": {k: v for k, v in results.items() if k != "mean_updates"},
@@ -611,14 +550,7 @@ def run(args):
 
 
 def main(argv=None):
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(args, parser)
-    with one_line_errors(parser, (SetupError,)):
-        run(args)
-    return 0
+    return run_command(build_parser, validate_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,12 @@ DEFAULT_PRESET = "demo"
 
 
 def build_parser():
-    from training.cli import HelpFormatter
+    from training.cli import (
+        HelpFormatter,
+        add_batch_arguments,
+        add_device_arguments,
+        add_update_arguments,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m training.pretrain",
@@ -84,30 +89,15 @@ def build_parser():
     )
     run = parser.add_argument_group("training")
     run.add_argument("--steps", type=int, default=300, help="optimizer steps in all")
-    run.add_argument("--batch-size", type=int, default=32, help="global batch per optimizer step")
-    run.add_argument(
-        "--accumulation-steps", type=int, default=1, help="micro-batches per optimizer step"
-    )
+    add_batch_arguments(run)
     run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"), help="the optimizer")
     run.add_argument(
         "--learning-rate", type=float, help="peak rate (default: 1e-2 for demo, ALBERT's 1.76e-3 otherwise)"
     )
     run.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 5%% of --steps)")
     run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
-    run.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
-    run.add_argument("--clip-norm", type=float, default=1.0, help="global-norm clipping (0: none)")
-    run.add_argument(
-        "--strategy",
-        default="auto",
-        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
-        help="tf.distribute strategy",
-    )
-    run.add_argument("--tpu", help="TPU name or address ('local' on Colab)")
-    run.add_argument("--cpu-devices", type=int, default=0, help="split the CPU into N logical devices (0: no split)")
-    run.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    run.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy (default: float32)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
-    run.add_argument("--deterministic", action="store_true", help="enable TF op determinism")
+    add_update_arguments(run)
+    add_device_arguments(run, seed_help="seed of the weights and the data order")
     output = parser.add_argument_group("output")
     output.add_argument(
         "--out",
@@ -124,14 +114,16 @@ def build_parser():
 
 
 def validate_args(args, parser):
-    from training.cli import exit_with_error, output_folder_error
+    from keras_act.checks import check_positive_flags
+    from training.cli import check_output_folders
 
     if args.corpus and args.tfds:
         parser.error("give either --corpus or --tfds, not both")
-    for name in ("steps", "batch_size", "sequence_length", "accumulation_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    check_positive_flags(
+        parser,
+        args,
+        ("steps", "batch_size", "sequence_length", "accumulation_steps", "checkpoint_every", "log_every", "keep_checkpoints"),
+    )
     if args.batch_size % args.accumulation_steps:
         parser.error("--batch-size must be divisible by --accumulation-steps")
     if args.sequence_length is not None and args.sequence_length < 8:
@@ -142,10 +134,7 @@ def validate_args(args, parser):
                 parser.error(f"corpus file not found: {path}")
     if args.vocab and not os.path.isfile(args.vocab):
         parser.error(f"vocabulary file not found: {args.vocab}")
-    for flag, path in (("--out", args.model_dir), ("--export-dir", args.export_dir)):
-        error = output_folder_error(path, flag)
-        if error:
-            exit_with_error(parser, error)
+    check_output_folders(parser, (("--out", args.model_dir), ("--export-dir", args.export_dir)))
 
 
 def follow_recorded_run(args, recorded):
@@ -245,39 +234,23 @@ def check_run_config(model_dir, run_config):
 
 
 def run(args):
-    import tensorflow as tf
+    from training.training_loop import configure_process
 
-    if args.cpu_devices:
-        from training.strategies import split_cpu
-
-        split_cpu(args.cpu_devices)
-    import keras
-
+    configure_process(args)
     import keras_act
     from keras_act.analysis import format_depth_table, sentence_depths
     from keras_act.analysis.tensorboard import write_depth_summaries
     from keras_act.data.pretraining_dataset import pretraining_dataset
     from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
-    from training.cli import SetupError
+    from training.cli import as_setup_errors
     from training.optimizers import create_optimizer
     from training.run_files import file_sha256, read_run_config, remove_stale_leftovers
     from training.strategies import create_strategy, is_chief
-    from training.trainer import (
-        CheckpointKeeper,
-        DistributedTrainer,
-        StepTimer,
-        distribute_dataset,
-        summarize,
-    )
-
-    keras.utils.set_random_seed(args.seed)
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if args.mixed_precision:
-        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    from training.trainer import DistributedTrainer, summarize
+    from training.training_loop import TrainingLoop
 
     # Everything that can be wrong with the input fails here, before training.
-    try:
+    with as_setup_errors():
         os.makedirs(args.model_dir, exist_ok=True)
         checkpoint_dir = os.path.join(args.model_dir, "checkpoints")
         for path in remove_stale_leftovers(
@@ -304,10 +277,6 @@ def run(args):
         instances = create_sop_instances(
             tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
         )
-    except SetupError:
-        raise
-    except (ValueError, OSError) as error:
-        raise SetupError(str(error)) from error
     chief = is_chief(strategy)
     own_text = args.corpus or args.tfds
     sample_sentence = "the quick brown fox jumps over the lazy [MASK] ." if own_text else SAMPLE_SENTENCE
@@ -342,21 +311,13 @@ def run(args):
             jit_compile=args.jit_compile,
             statistics_fn=pretrainer.depth_statistics,
         )
-        keeper = CheckpointKeeper(
-            strategy,
-            checkpoint_dir,
-            max_to_keep=args.keep_checkpoints,
-            model=pretrainer,
-            optimizer=optimizer,
-            step=trainer.steps_done,
+        loop = TrainingLoop(
+            strategy, trainer, args.model_dir, args.keep_checkpoints, model=pretrainer, optimizer=optimizer
         )
-    try:
-        restored = keeper.restore()
-    except ValueError as error:
-        raise SetupError(str(error)) from error
-    step = start_step = int(trainer.steps_done.numpy())
+    restored = loop.restore()
+    start_step = loop.step
     if chief and restored:
-        print(f"Resumed from {restored} at step {step}")
+        print(f"Resumed from {restored} at step {start_step}")
 
     def examples():
         return pretraining_dataset(
@@ -368,55 +329,35 @@ def run(args):
             max_ngram=args.ngram_masking,
         )
 
-    try:
-        dataset = distribute_dataset(
-            strategy, examples, args.batch_size, args.accumulation_steps, skip_steps=step
-        )
-    except ValueError as error:  # a batch the replicas cannot share
-        raise SetupError(str(error)) from error
-    iterator = iter(dataset)
-    logs = os.path.join(args.model_dir, "logs")
-    writer = tf.summary.create_file_writer(logs) if chief else None
-    if chief:
-        print(f"TensorBoard logs in {logs}: tensorboard --logdir {logs}", flush=True)
-    depth_batch = None
-    if chief:
-        # A fixed batch for the depth pictures and text in TensorBoard.
-        depth_batch = next(iter(examples().take(16).batch(16)))
-    timer = StepTimer()
-    window = {}
-    first = None
-    while step < args.steps:
-        sums = trainer.train_step(iterator)
-        step += 1
-        for name, value in sums.items():
-            window[name] = window.get(name, 0.0) + value
-        if step % args.log_every == 0 or step == args.steps:
-            means = summarize(window)
-            first = first or means
-            if chief:
-                rate = timer.rate(window["examples"])
-                print(
-                    f"step {step}/{args.steps}  loss {means['loss']:.4f}  "
-                    f"mlm_loss {means['mlm_loss']:.4f}  mlm_acc {means['mlm_accuracy']:.3f}  "
-                    f"sop_acc {means['sop_accuracy']:.3f}  "
-                    f"updates {means.get('updates/all', 0):.2f}  "
-                    f"gradient_norm {means['gradient_norm']:.6g}  ({rate:.1f} examples/s)",
-                    flush=True,
-                )
-                with writer.as_default(step=step):
-                    for name, value in means.items():
-                        tf.summary.scalar(name, value)
-                    tf.summary.scalar("learning_rate", optimizer.learning_rate)
-                writer.flush()
-                if step % (args.log_every * 10) == 0 or step == args.steps:
-                    write_depth_summaries(
-                        writer, backbone, tokenizer, [sample_sentence], step, examples=depth_batch
-                    )
-            window = {}
-        if step % args.checkpoint_every == 0 or step == args.steps:
-            keeper.save(step)
+    # A fixed batch for the depth pictures and text in TensorBoard.
+    depth_batch = next(iter(examples().take(16).batch(16))) if chief else None
 
+    def log_line(step, means):
+        return (
+            f"step {step}/{args.steps}  loss {means['loss']:.4f}  "
+            f"mlm_loss {means['mlm_loss']:.4f}  mlm_acc {means['mlm_accuracy']:.3f}  "
+            f"sop_acc {means['sop_accuracy']:.3f}  "
+            f"updates {means.get('updates/all', 0):.2f}  "
+            f"gradient_norm {means['gradient_norm']:.6g}"
+        )
+
+    def depth_pictures(step):
+        if step % (args.log_every * 10) == 0 or step == args.steps:
+            write_depth_summaries(
+                loop.writer, backbone, tokenizer, [sample_sentence], step, examples=depth_batch
+            )
+
+    step = loop.run(
+        examples,
+        args.steps,
+        batch_size=args.batch_size,
+        accumulation_steps=args.accumulation_steps,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        summarize_fn=summarize,
+        log_line=log_line,
+        after_log=depth_pictures,
+    )
     if chief:
         finish(args, backbone, tokenizer, pretrainer, step, trained=step > start_step)
         depth = sentence_depths(backbone, [sample_sentence], tokenizer=tokenizer)[0]
@@ -479,16 +420,9 @@ def finish(args, backbone, tokenizer, pretrainer, step, trained):
 
 
 def main(argv=None):
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from training.cli import SetupError, one_line_errors
+    from training.cli import run_command
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(args, parser)
-    with one_line_errors(parser, (SetupError,)):
-        run(args)
-    return 0
+    return run_command(build_parser, validate_args, run, argv)
 
 
 if __name__ == "__main__":
