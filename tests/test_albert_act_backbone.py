@@ -6,16 +6,9 @@ import pytest
 import tensorflow as tf
 
 import keras_act
+from tests.helpers import tiny_backbone_config
 
-TINY = dict(
-    vocabulary_size=300,
-    embedding_dim=16,
-    hidden_dim=32,
-    num_heads=4,
-    intermediate_dim=64,
-    max_layers=6,
-    max_sequence_length=64,
-)
+TINY = tiny_backbone_config(300)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +212,7 @@ def dense_backbone(backbone):
 
 @pytest.fixture(scope="module")
 def preprocessor(tmp_path_factory):
-    from tests.export_helpers import train_tiny_sentencepiece
+    from tests.helpers import train_tiny_sentencepiece
 
     proto = train_tiny_sentencepiece(tmp_path_factory.mktemp("vocab") / "spiece.model")
     tokenizer = keras_act.AlbertActTokenizer(proto=proto)

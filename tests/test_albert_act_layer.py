@@ -7,19 +7,8 @@ import tensorflow as tf
 
 import keras_act
 from keras_act.layers.halting import halting_step
-
-CONFIG = dict(hidden_dim=32, num_heads=4, intermediate_dim=64, max_layers=6)
-
-
-def make_layer(seed=0, halting_bias=-1.0, **overrides):
-    keras.utils.set_random_seed(seed)
-    layer = keras_act.AlbertAct(
-        **dict(CONFIG, **overrides),
-        halting_bias_initializer=keras.initializers.Constant(halting_bias),
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.2),
-    )
-    layer.build((None, None, layer.hidden_dim))
-    return layer
+from tests.helpers import TINY_ACT_CONFIG as CONFIG
+from tests.helpers import tiny_act_layer as make_layer
 
 
 def make_inputs(batch=3, length=10, lengths=(10, 7, 3), seed=0):

@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 
 from keras_act import AlbertActPairPreprocessor, AlbertActPreprocessor, AlbertActTokenizer
-from tests.conftest import require_shared
-from tests.tokenization_cases import (
+from tests.helpers import (
     ALBERT_SPIECE,
     HARD_CASES,
     glue_sentences,
     hf_albert_tokenizer,
+    require_shared,
     synthetic_corpus,
 )
 from training.vocab import train_vocabulary

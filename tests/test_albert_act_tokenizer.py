@@ -7,8 +7,7 @@ import tensorflow as tf
 
 from keras_act import AlbertActTokenizer
 from keras_act.tokenizers.albert_act_tokenizer import SPECIAL_TOKENS
-from tests.conftest import require_shared
-from tests.tokenization_cases import (
+from tests.helpers import (
     ALBERT_SPIECE,
     HARD_CASES,
     LONG_TEXT,
@@ -16,6 +15,7 @@ from tests.tokenization_cases import (
     fuzz_texts,
     glue_sentences,
     hf_albert_tokenizer,
+    require_shared,
     synthetic_corpus,
 )
 from training.vocab import train_vocabulary

@@ -11,7 +11,9 @@ import pytest
 from matplotlib.image import imread
 
 from keras_act.analysis import sentence_depths
-from tests.analysis_helpers import SEQUENCE_LENGTH, TEXTS, analysis_setup
+from tests.helpers import ANALYSIS_SEQUENCE_LENGTH as SEQUENCE_LENGTH
+from tests.helpers import ANALYSIS_TEXTS as TEXTS
+from tests.helpers import analysis_setup
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_SIZES = {  # (height, width) at the default sizes and 100 dpi

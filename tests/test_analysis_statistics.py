@@ -8,41 +8,7 @@ import pytest
 from keras_act.analysis import DepthStatistics, statistics_json, statistics_markdown
 from keras_act.analysis.report import PAPER_MEAN_UPDATES, category_table_markdown
 from keras_act.analysis.statistics import frequency_band_names, original_token_ids
-
-# Two packed examples, ALBERT ids: pad 0, [CLS] 2, [SEP] 3, [MASK] 4.
-#   row 0: [CLS] 10 [MASK] 12 [SEP] 20 [SEP] pad pad
-#          slot 2 is a target whose original is 11 ([MASK]/[MASK]),
-#          slot 5 a target shown as itself (20: [MASK]/original).
-#   row 1: [CLS] 30 31 [SEP] 99 [SEP] pad pad pad
-#          slot 4 a target shown as a random token (99, original 32),
-#          slot 1 an unused target slot (weight 0).
-TOKEN_IDS = np.array(
-    [[2, 10, 4, 12, 3, 20, 3, 0, 0], [2, 30, 31, 3, 99, 3, 0, 0, 0]], np.int32
-)
-PADDING_MASK = (np.arange(9) < np.array([[7], [6]])).astype(np.int32)
-FEATURES = {
-    "token_ids": TOKEN_IDS,
-    "padding_mask": PADDING_MASK,
-    "mask_positions": np.array([[2, 5], [4, 1]], np.int32),
-}
-TARGETS = {
-    "mask_ids": np.array([[11, 20], [32, 30]], np.int32),
-    "mask_weights": np.array([[1.0, 1.0], [1.0, 0.0]], np.float32),
-}
-UPDATES = np.array(
-    [[6, 1, 5, 2, 3, 4, 2, 0, 0], [5, 3, 1, 2, 6, 4, 0, 0, 0]], np.float32
-)
-# Padding can hold anything in a model's raw output: it must be ignored.
-UPDATES_WITH_PAD_NOISE = np.where(PADDING_MASK > 0, UPDATES, 9.0)
-# How often each id occurs in a made-up corpus.
-FREQUENCIES = np.zeros(100, np.int64)
-FREQUENCIES[[10, 11, 12, 20, 30, 31, 32]] = [1, 5, 50, 500, 5000, 2, 20]
-
-
-def hand_built_statistics(**kwargs):
-    statistics = DepthStatistics(token_frequencies=FREQUENCIES, **kwargs)
-    statistics.update(FEATURES, TARGETS, UPDATES_WITH_PAD_NOISE)
-    return statistics
+from tests.helpers import FEATURES, PADDING_MASK, TARGETS, TOKEN_IDS, UPDATES, hand_built_statistics
 
 
 def test_categories_of_a_hand_built_batch():

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 import keras_act
 from keras_act.convert import CheckpointError, load_hf_checkpoint
-from tests.conftest import REFERENCE_DIR
+from tests.helpers import REFERENCE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = REFERENCE_DIR / "tiny_random"

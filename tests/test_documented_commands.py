@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DIR, require_shared
+from tests.helpers import SHARED_DIR, bash_blocks, block_commands, require_shared
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The pages, in the order a new user meets them.
@@ -64,31 +64,6 @@ SKIPPED = {
     "curl": "needs a running model server (see tensorflow_model_server)",
 }
 COMMAND_TIMEOUT_S = 1200
-
-
-def bash_blocks(text):
-    """The ```bash blocks of a Markdown page."""
-    return re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
-
-
-def block_commands(block):
-    """The commands of a bash block, comments dropped, continuation lines and
-    multi-line quoted strings joined into one command each."""
-    commands, pending = [], ""
-    for line in block.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        pending += line + "\n"
-        if pending.rstrip("\n").endswith("\\"):
-            continue
-        try:
-            shlex.split(pending, comments=True)
-        except ValueError:  # an open quote: the command goes on
-            continue
-        commands.append(pending.rstrip("\n"))
-        pending = ""
-    assert not pending, f"unterminated command in a bash block: {pending!r}"
-    return commands
 
 
 def normalize(command):

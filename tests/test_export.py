@@ -18,8 +18,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from benchmarks.serving_client import predict_request, run_isolated, text_request
 from keras_act.export import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, export_saved_model
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
-from tests.export_helpers import (
-    SEQUENCE_LENGTH,
+from tests.helpers import EXPORT_SEQUENCE_LENGTH as SEQUENCE_LENGTH
+from tests.helpers import (
     VARIED_TEXTS,
     assert_outputs_match,
     backbone_reference,

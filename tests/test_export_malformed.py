@@ -23,7 +23,7 @@ from tensorflow_serving.apis import predict_pb2
 import keras_act
 from benchmarks.serving_client import run_isolated
 from keras_act.export import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE, export_saved_model
-from tests.export_helpers import tiny_backbone, train_tiny_sentencepiece
+from tests.helpers import tiny_backbone, train_tiny_sentencepiece
 
 # Seven exports and two serving processes: minutes on 2 shared cores.
 pytestmark = pytest.mark.large

@@ -24,7 +24,7 @@ from keras_act.export import (
     serving_head_for,
 )
 from keras_act.export.__main__ import main as export_main
-from tests.export_helpers import (
+from tests.helpers import (
     assert_outputs_match,
     tiny_backbone,
     token_outputs,

@@ -26,7 +26,7 @@ from keras_act.tokenizers import (
     AlbertActPreprocessor,
     AlbertActTokenizer,
 )
-from tests.export_helpers import tiny_backbone, train_tiny_sentencepiece
+from tests.helpers import tiny_backbone, train_tiny_sentencepiece
 
 
 def _write_files(staging):

@@ -4,8 +4,6 @@ failing before any training step."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -13,11 +11,12 @@ import numpy as np
 import pytest
 
 import keras_act
-from tests.test_tasks_helpers import (
-    tiny_backbone,
+from tests.helpers import (
+    run_module,
     train_tiny_vocabulary,
     write_sst2_tsv,
 )
+from tests.helpers import tiny_task_backbone as tiny_backbone
 from training import finetune
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,19 +117,7 @@ def test_sst2_dev_accuracy_clearly_above_chance(shared_dir, tmp_path):
 
 
 def run_cli(args, env_extra=None):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(env_extra or {})
-    result = subprocess.run(
-        [sys.executable, "-m", "training.finetune", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout
+    return run_module("training.finetune", args, env_extra)
 
 
 def step_losses(stdout):
@@ -359,7 +346,7 @@ def test_defaults_follow_the_model_and_another_vocabulary_is_refused(files, tmp_
     """The README's command on a preset whose max_sequence_length is 64 (the
     main job's): no --sequence-length, so it follows the model. Resuming that
     run with another vocabulary of the same size is refused, naming both."""
-    from tests.test_tasks_helpers import write_corpus
+    from tests.helpers import write_corpus
     from training.vocab import train_vocabulary
 
     assert files["backbone"].max_sequence_length == 64

@@ -8,7 +8,7 @@ import pytest
 import keras_act
 from keras_act.model_loading import albert_act_backbone_of, load_model, preset_dir
 from keras_act.tokenizers import AlbertActTokenizer
-from tests.export_helpers import tiny_backbone, train_tiny_sentencepiece
+from tests.helpers import tiny_backbone, train_tiny_sentencepiece
 
 
 def assert_same_weights(a, b):

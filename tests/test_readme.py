@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.test_documented_commands import bash_blocks, block_commands
+from tests.helpers import bash_blocks, block_commands
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()

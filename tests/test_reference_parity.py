@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from keras_act.convert import load_hf_checkpoint
-from tests.conftest import REFERENCE_DIR
+from tests.helpers import REFERENCE_DIR
 
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 CASES = ("tiny_random", "small_mixed_depth", "base_shape")

@@ -18,22 +18,12 @@ import keras_act
 from keras_act.layers import albert_act as albert_act_module
 from keras_act.layers.running_tokens import DenseProjection, RunningTokenBlock
 from keras_act.layers.xla_context import inside_xla_context
-from tests.conftest import REFERENCE_DIR
+from tests.helpers import REFERENCE_DIR
+from tests.helpers import TINY_ACT_CONFIG as CONFIG
+from tests.helpers import tiny_act_layer as make_layer
 
-CONFIG = dict(hidden_dim=32, num_heads=4, intermediate_dim=64, max_layers=6)
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 ACCUMULATORS = ("updates", "remainders", "halting_probability")
-
-
-def make_layer(seed=0, halting_bias=-1.0, **overrides):
-    keras.utils.set_random_seed(seed)
-    layer = keras_act.AlbertAct(
-        **dict(CONFIG, **overrides),
-        halting_bias_initializer=keras.initializers.Constant(halting_bias),
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.2),
-    )
-    layer.build((None, None, layer.hidden_dim))
-    return layer
 
 
 def make_inputs(lengths=(10, 7, 3, 0), length=10, seed=0):

@@ -10,16 +10,15 @@ CLIs then read the prepared data from `--tfds-data-dir` in a fresh process,
 where the builder's code is not even imported.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.test_tasks_helpers import tiny_backbone, train_tiny_vocabulary, write_sst2_tsv
+from tests.helpers import run_module as run_cli
+from tests.helpers import tiny_task_backbone as tiny_backbone
+from tests.helpers import train_tiny_vocabulary, write_sst2_tsv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,21 +102,6 @@ def test_a_builder_of_local_files_prepares_in_the_installed_environment(prepared
     first = next(iter(sst2.as_dataset(split="train", shuffle_files=False)))
     train_lines = (folder / "manual" / "train.tsv").read_text().splitlines()[1:]
     assert {line.split("\t")[0] for line in train_lines} >= {first["sentence"].numpy().decode()}
-
-
-def run_cli(module, args):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout
 
 
 def test_pretrain_reads_a_locally_prepared_tfds_dataset(prepared, tmp_path):

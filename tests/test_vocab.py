@@ -9,8 +9,7 @@ import sentencepiece as spm
 
 from keras_act import AlbertActTokenizer
 from keras_act.tokenizers.albert_act_tokenizer import SPECIAL_TOKENS as TOKENIZER_SPECIAL_TOKENS
-from tests.conftest import require_shared
-from tests.tokenization_cases import (
+from tests.helpers import (
     ALBERT_SPIECE,
     HARD_CASES,
     WIKITEXT,
@@ -18,6 +17,7 @@ from tests.tokenization_cases import (
     fuzz_texts,
     glue_sentences,
     hf_albert_tokenizer,
+    require_shared,
     synthetic_corpus,
 )
 from training.vocab import SPECIAL_TOKENS, normalize_text, train_vocabulary
