@@ -112,7 +112,7 @@ def test_quantized_block_runs_on_the_dense_path():
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tmp_path_factory):
     from keras_act import AlbertActTokenizer
-    from tests.tokenization_cases import synthetic_corpus
+    from tests.helpers import synthetic_corpus
     from training.vocab import train_vocabulary
 
     folder = tmp_path_factory.mktemp("tiny_vocab")
@@ -152,3 +152,107 @@ def test_sequence_length_set_after_construction(case, tiny_tokenizer, tmp_path):
 
     with pytest.raises(ValueError, match="sequence_length"):
         preprocessor.sequence_length = 2
+
+
+# === keras-hub's preprocessing harness ===
+
+_TINY_PROTO = {}
+
+
+def tiny_proto():
+    """The serialized tiny ALBERT SentencePiece model, trained once per session."""
+    if "proto" not in _TINY_PROTO:
+        import tempfile
+        from pathlib import Path
+
+        from tests.helpers import synthetic_corpus
+        from training.vocab import train_vocabulary
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = train_vocabulary([synthetic_corpus(Path(folder) / "corpus.txt")], 120, folder)
+            _TINY_PROTO["proto"] = Path(path).read_bytes()
+    return _TINY_PROTO["proto"]
+
+
+class PreprocessingHarnessTest(TestCase):
+    """keras-hub's `run_preprocessing_layer_test` / `run_preprocessor_test`:
+    config round trip, direct call == `tf.data` (batched and unbatched) ==
+    Grain (outputs NumPy / Python only), and `sequence_length` set later."""
+
+    def tokenizer(self):
+        from keras_act import AlbertActTokenizer
+
+        return AlbertActTokenizer(proto=tiny_proto())
+
+    def test_tokenizer(self):
+        from keras_act import AlbertActTokenizer
+
+        # Lower-case, normalised text: `detokenize` gives the input back.
+        texts = ["the fox ran far away .", "a big red house", "it was on the river"]
+        output = self.run_preprocessing_layer_test(
+            cls=AlbertActTokenizer,
+            init_kwargs={"proto": tiny_proto()},
+            input_data=texts,
+            return_output=True,
+        )
+        assert [len(ids) for ids in output.to_list()] == [
+            len(self.tokenizer().tokenize(t)) for t in texts
+        ]
+
+    def run_preprocessor(self, cls, input_data, **kwargs):
+        self.init_kwargs = {"tokenizer": self.tokenizer(), "sequence_length": 12, **kwargs}
+        return self.run_preprocessor_test(
+            cls=cls, init_kwargs=self.init_kwargs, input_data=input_data
+        )
+
+    def test_preprocessor(self):
+        from keras_act import AlbertActPreprocessor
+
+        self.run_preprocessor(
+            AlbertActPreprocessor, (["The fox ran far away.", "A cat."], [1, 0], [1.0, 0.5])
+        )
+
+    def test_pair_preprocessor(self):
+        from keras_act import AlbertActPairPreprocessor
+
+        self.run_preprocessor(
+            AlbertActPairPreprocessor, ((["The fox ran.", "A cat"], ["A cat sat down.", "No"]), [1, 0])
+        )
+
+    def test_text_classifier_preprocessor(self):
+        from keras_act import AlbertActTextClassifierPreprocessor
+
+        self.run_preprocessor(
+            AlbertActTextClassifierPreprocessor, (["The fox ran far.", "A cat."], [1, 0])
+        )
+
+    def test_multiple_choice_preprocessor(self):
+        from keras_act import AlbertActMultipleChoicePreprocessor
+
+        self.run_preprocessor(
+            AlbertActMultipleChoicePreprocessor,
+            ((["The fox ran.", "An owl"], [["It fell.", "A cat sat."], ["ran", "big owl"]]), [0, 1]),
+        )
+
+    def test_question_answerer_preprocessor(self):
+        from keras_act import AlbertActQuestionAnswererPreprocessor
+
+        y = {"answer_start": [8, 2], "answer_text": ["ran", "big"]}
+        self.run_preprocessor(
+            AlbertActQuestionAnswererPreprocessor,
+            ((["where", "what owl"], ["The fox ran far.", "A big owl."]), y),
+            max_question_length=4,
+        )
+
+    def test_token_classifier_preprocessor(self):
+        from keras_act import AlbertActTokenClassifierPreprocessor
+
+        words = tf_ragged([["The", "fox", "ran"], ["A", "big", "owl", "sat"]])
+        labels = tf_ragged([[0, 1, 0], [0, 2, 1, 0]], "int32")
+        self.run_preprocessor(AlbertActTokenClassifierPreprocessor, (words, labels))
+
+
+def tf_ragged(rows, dtype="string"):
+    import tensorflow as tf
+
+    return tf.ragged.constant(rows, dtype=dtype)

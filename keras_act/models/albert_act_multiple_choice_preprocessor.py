@@ -2,12 +2,14 @@
 `[batch, num_choices, sequence_length]` ids."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_act.models.albert_act_text_classifier_preprocessor import (
     AlbertActTextClassifierPreprocessor,
 )
-from keras_act.tokenizers.albert_act_preprocessor import is_two_part_x
+from keras_act.tokenizers.albert_act_preprocessor import check_two_part_x, is_two_part_x
+from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
 
 
 def _string_tensor(value, name):
@@ -60,16 +62,13 @@ class AlbertActMultipleChoicePreprocessor(AlbertActTextClassifierPreprocessor):
     def __call__(self, *args, **kwargs):
         if is_two_part_x(args, _looks_like_choices):
             # `preprocessor((prompts, choices))`: the tuple is `x`.
-            return keras.layers.Layer.__call__(self, *args, **kwargs)
+            return super().__call__(x=args[0], **kwargs)
         return super().__call__(*args, **kwargs)
 
+    @preprocessing_outputs
     def call(self, x, y=None, sample_weight=None):
-        if not isinstance(x, tuple) or len(x) != 2:
-            raise ValueError(
-                f"{type(self).__name__} takes `x=(prompts, choices)`. Received: "
-                f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
-            )
-        prompts, choices = _string_tensor(x[0], "prompts"), _string_tensor(x[1], "choices")
+        prompts, choices = check_two_part_x(self, x, "prompts", "choices")
+        prompts, choices = _string_tensor(prompts, "prompts"), _string_tensor(choices, "choices")
         single = prompts.shape.rank == 0
         if single:
             prompts, choices = prompts[tf.newaxis], choices[tf.newaxis]
@@ -92,6 +91,8 @@ def _looks_like_choices(value):
     """Whether `value` is a batch of lists of strings (not labels)."""
     if isinstance(value, tf.Tensor):
         return value.dtype == tf.string
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "SUO"
     if isinstance(value, (list, tuple)) and value:
         return all(isinstance(v, (str, bytes)) for v in value) or isinstance(
             value[0], (list, tuple)

@@ -6,12 +6,16 @@ import numpy as np
 import tensorflow as tf
 from keras_hub.models import Preprocessor
 
+from keras_act.checks import check_positive_int
 from keras_act.models.albert_act_backbone import AlbertActBackbone
-from keras_act.models.albert_act_token_classifier_preprocessor import (
-    check_tokenizer_and_length,
+from keras_act.tokenizers.albert_act_preprocessor import (
+    check_sequence_length,
+    check_tokenizer,
+    check_two_part_x,
+    is_two_part_x,
 )
-from keras_act.tokenizers.albert_act_preprocessor import is_two_part_x
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
 from keras_act.tokenizers.whitespace import split_words
 
 
@@ -135,16 +139,9 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
 
     def __init__(self, tokenizer, sequence_length=384, max_question_length=64, **kwargs):
         super().__init__(**kwargs)
-        check_tokenizer_and_length(self, tokenizer, sequence_length, 5)
-        if (
-            isinstance(max_question_length, bool)
-            or not isinstance(max_question_length, int)
-            or max_question_length < 1
-        ):
-            raise ValueError(
-                "`max_question_length` must be a positive int. Received: "
-                f"max_question_length={max_question_length!r}"
-            )
+        check_tokenizer(self, tokenizer)
+        check_sequence_length(self, sequence_length, 5)
+        check_positive_int("max_question_length", max_question_length)
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
         self.max_question_length = max_question_length
@@ -154,16 +151,12 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
         if is_two_part_x(args, lambda second: not isinstance(second, dict)):
             # `preprocessor((questions, contexts))`: the tuple is `x`, not
             # `(x, y)` (`y` is a dict).
-            return keras.layers.Layer.__call__(self, *args, **kwargs)
+            return super().__call__(x=args[0], **kwargs)
         return super().__call__(*args, **kwargs)
 
     def _inputs(self, x):
-        if not isinstance(x, tuple) or len(x) != 2:
-            raise ValueError(
-                f"{type(self).__name__} takes `x=(questions, contexts)`. Received: "
-                f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
-            )
-        questions, contexts = _strings(x[0], "questions"), _strings(x[1], "contexts")
+        questions, contexts = check_two_part_x(self, x, "questions", "contexts")
+        questions, contexts = _strings(questions, "questions"), _strings(contexts, "contexts")
         single = questions.shape.rank == 0
         if single:
             questions, contexts = questions[tf.newaxis], contexts[tf.newaxis]
@@ -202,6 +195,7 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
             "answer_ids": answer_ids,
         }
 
+    @preprocessing_outputs
     def call(self, x, y=None, sample_weight=None):
         with tf.device("cpu"):
             questions, contexts, single = self._inputs(x)
@@ -218,6 +212,7 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
                 y = None if y is None else y[0]
         return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
 
+    @preprocessing_outputs
     def features_and_layout(self, questions, contexts):
         """The features of a batch and the layout that maps their tokens back
         to the contexts' words, tokenized once (what a serving signature

@@ -5,29 +5,13 @@ import tensorflow as tf
 from keras_hub.models import Preprocessor
 
 from keras_act.models.albert_act_backbone import AlbertActBackbone
+from keras_act.tokenizers.albert_act_preprocessor import check_sequence_length, check_tokenizer
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
 
 # The label of tokens without one ([CLS], [SEP], padding, the pieces of a
 # word after its first): ignored by the loss and metrics (Hugging Face's).
 IGNORE_LABEL = -100
-
-
-def check_tokenizer_and_length(layer, tokenizer, sequence_length, minimum):
-    """Validates the common arguments of the task preprocessors."""
-    if not isinstance(tokenizer, AlbertActTokenizer):
-        raise ValueError(
-            f"{type(layer).__name__} needs an `AlbertActTokenizer`. "
-            f"Received: tokenizer={tokenizer!r}"
-        )
-    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int):
-        raise ValueError(
-            f"`sequence_length` must be an int. Received: sequence_length={sequence_length!r}"
-        )
-    if sequence_length < minimum:
-        raise ValueError(
-            f"`sequence_length` must be at least {minimum} for {type(layer).__name__}. "
-            f"Received: sequence_length={sequence_length}"
-        )
 
 
 def to_ragged_words(words, name="x"):
@@ -113,7 +97,8 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
 
     def __init__(self, tokenizer, sequence_length=512, **kwargs):
         super().__init__(**kwargs)
-        check_tokenizer_and_length(self, tokenizer, sequence_length, 3)
+        check_tokenizer(self, tokenizer)
+        check_sequence_length(self, sequence_length, 3)
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
         self.built = True
@@ -144,6 +129,7 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
             "padding_mask": tf.cast(padding_mask, "int32"),
         }
 
+    @preprocessing_outputs
     def call(self, x, y=None, sample_weight=None):
         with tf.device("cpu"):
             pieces, single = self._word_rows(x)
@@ -187,6 +173,7 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
         labels = pieces.with_flat_values(labels).merge_dims(1, 2)
         return self._pack(labels, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL)
 
+    @preprocessing_outputs
     def word_ids(self, x):
         """The index of the word of each token, `-1` for `[CLS]`, `[SEP]`,
         padding: int32 `[batch, sequence_length]`, to turn token predictions
@@ -196,6 +183,7 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
             ids = self._word_ids(pieces)
             return ids[0] if single else ids
 
+    @preprocessing_outputs
     def features_and_word_ids(self, x):
         """The features of a batch of words and their `word_ids`, tokenized
         once (what a serving signature needs to label words).

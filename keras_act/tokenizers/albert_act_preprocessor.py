@@ -2,15 +2,63 @@
 
 import keras
 import tensorflow as tf
-from keras_hub.layers import MultiSegmentPacker
+import tensorflow_text as tf_text
 from keras_hub.models import Preprocessor
 
+from keras_act.checks import check_positive_int
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.tokenizers.albert_act_tokenizer import AlbertActTokenizer
+from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
 
-# The packer pads with this value, so that `padding_mask` is exact even when
-# the text itself contains `<pad>` (id 0), as Hugging Face's attention mask.
-_PACKER_PAD = -1
+
+def check_tokenizer(layer, tokenizer):
+    """Raise a `ValueError` naming `layer` unless `tokenizer` is an `AlbertActTokenizer`."""
+    if not isinstance(tokenizer, AlbertActTokenizer):
+        raise ValueError(
+            f"{type(layer).__name__} needs an `AlbertActTokenizer`. "
+            f"Received: tokenizer={tokenizer!r}"
+        )
+
+
+def check_sequence_length(layer, sequence_length, minimum):
+    """Raise a `ValueError` unless `sequence_length` is an int >= `minimum`."""
+    check_positive_int("sequence_length", sequence_length)
+    if sequence_length < minimum:
+        raise ValueError(
+            f"`sequence_length` must be at least {minimum} for {type(layer).__name__}. "
+            f"Received: sequence_length={sequence_length}"
+        )
+
+
+def pack_segments(segments, sequence_length, tokenizer):
+    """`[CLS] a [SEP] (b [SEP] ...)`, trimmed round-robin and padded, in-graph.
+
+    Round-robin trimming of two segments keeps `(ceil(n / 2), floor(n / 2))`
+    tokens when both are too long and leaves a short one whole: Hugging
+    Face's "longest_first" (and keras-hub's `MultiSegmentPacker`).
+
+    Args:
+        segments: a tuple of int ragged `[batch, None]` token ids.
+        sequence_length: int, the packed length.
+        tokenizer: the `AlbertActTokenizer` (its `[CLS]`, `[SEP]`, `<pad>`).
+
+    Returns:
+        A dict of int32 `token_ids`, `segment_ids` (segment `i` and its
+        closing `[SEP]` get `i`, padding 0) and `padding_mask` (1 on tokens,
+        0 on padding, even where the text itself holds `<pad>`), each
+        `[batch, sequence_length]`.
+    """
+    room = sequence_length - 1 - len(segments)
+    segments = [tf.cast(s, tf.int32) for s in tf_text.RoundRobinTrimmer(room).trim(segments)]
+    token_ids, segment_ids = tf_text.combine_segments(
+        segments, tokenizer.cls_token_id, tokenizer.sep_token_id
+    )
+    shape = [None, sequence_length]
+    return {
+        "token_ids": token_ids.to_tensor(default_value=tokenizer.pad_token_id, shape=shape),
+        "segment_ids": tf.cast(segment_ids, tf.int32).to_tensor(default_value=0, shape=shape),
+        "padding_mask": tf.ones_like(token_ids).to_tensor(default_value=0, shape=shape),
+    }
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
@@ -57,62 +105,33 @@ class AlbertActPreprocessor(Preprocessor):
 
     def __init__(self, tokenizer, sequence_length=512, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(tokenizer, AlbertActTokenizer):
-            raise ValueError(
-                f"{type(self).__name__} needs an `AlbertActTokenizer`. "
-                f"Received: tokenizer={tokenizer!r}"
-            )
+        check_tokenizer(self, tokenizer)
         self.tokenizer = tokenizer
-        self.packer = None
         self.sequence_length = sequence_length
-        if tokenizer.proto is not None:
-            self.build(None)
+        self.built = True
 
     @property
     def sequence_length(self):
-        """The packed length; setting it also re-sizes the packer."""
+        """The packed length (at least 3: `[CLS]`, one token, `[SEP]`); it
+        may be set after construction, and `get_config` reports it."""
         return self._sequence_length
 
     @sequence_length.setter
     def sequence_length(self, value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"`sequence_length` must be an int. Received: sequence_length={value!r}")
-        if value < 3:
-            raise ValueError(
-                "`sequence_length` must be at least 3 ([CLS], one token, [SEP]). "
-                f"Received: sequence_length={value}"
-            )
+        check_sequence_length(self, value, 3)
         self._sequence_length = value
-        if self.packer is not None:
-            self.packer.sequence_length = value
 
-    def build(self, input_shape=None):
-        # The packer needs the special token ids: it is made now when the
-        # tokenizer has its vocabulary, or at the first call once it has
-        # (a Keras asset, loaded after the config when a model is restored).
-        self.packer = MultiSegmentPacker(
-            sequence_length=self.sequence_length,
-            start_value=self.tokenizer.cls_token_id,
-            end_value=self.tokenizer.sep_token_id,
-            pad_value=_PACKER_PAD,
-            # Round-robin trimming of two segments keeps
-            # (ceil(n / 2), floor(n / 2)) tokens when both are too long and
-            # leaves a short one whole: Hugging Face's "longest_first".
-            truncate="round_robin",
-            _allow_python_workflow=False,
-        )
-        self.built = True
-
+    @preprocessing_outputs
     def call(self, x, y=None, sample_weight=None):
         segments = self._segments(x)
         with tf.device("cpu"):
-            token_ids, segment_ids = self.packer(tuple(self.tokenizer(s) for s in segments))
-            padding_mask = tf.not_equal(token_ids, _PACKER_PAD)
-            x = {
-                "token_ids": tf.where(padding_mask, token_ids, self.tokenizer.pad_token_id),
-                "segment_ids": segment_ids,
-                "padding_mask": tf.cast(padding_mask, "int32"),
-            }
+            ids = [self.tokenizer(segment) for segment in segments]
+            single = ids[0].shape.rank == 1
+            if single:
+                ids = [tf.RaggedTensor.from_tensor(i[tf.newaxis]) for i in ids]
+            x = pack_segments(tuple(ids), self.sequence_length, self.tokenizer)
+            if single:
+                x = {key: value[0] for key, value in x.items()}
         return keras.utils.pack_x_y_sample_weight(x, _to_tensor(y), _to_tensor(sample_weight))
 
     def _segments(self, x):
@@ -175,17 +194,11 @@ class AlbertActPairPreprocessor(AlbertActPreprocessor):
     def __call__(self, *args, **kwargs):
         if is_two_part_x(args):
             # `preprocessor((a, b))`: the tuple is the pair `x`, not `(x, y)`.
-            return keras.layers.Layer.__call__(self, *args, **kwargs)
+            return super().__call__(x=args[0], **kwargs)
         return super().__call__(*args, **kwargs)
 
     def _segments(self, x):
-        if not isinstance(x, tuple) or len(x) != 2:
-            raise ValueError(
-                "AlbertActPairPreprocessor takes `x=(first, second)`, a tuple of "
-                "two strings or string batches. Received: "
-                f"{type(x).__name__}{f' of length {len(x)}' if isinstance(x, tuple) else ''}."
-            )
-        return x
+        return check_two_part_x(self, x, "first", "second")
 
 
 def is_two_part_x(args, second_fits=None):
@@ -198,7 +211,8 @@ def is_two_part_x(args, second_fits=None):
         second_fits: optional predicate on `b` (e.g. "not a `y` dict").
 
     Returns:
-        bool; when true, call `keras.layers.Layer.__call__` directly.
+        bool; when true, pass the tuple as `x=` (keras-hub unpacks only a
+        single positional tuple).
     """
     return (
         len(args) == 1
@@ -207,6 +221,27 @@ def is_two_part_x(args, second_fits=None):
         and not isinstance(args[0][0], tuple)
         and (second_fits is None or second_fits(args[0][1]))
     )
+
+
+def check_two_part_x(layer, x, first, second):
+    """Raise a `ValueError` naming `layer` unless `x` is a 2-tuple; returns `x`.
+
+    Args:
+        layer: the preprocessor (its class names the error).
+        x: the `x` received.
+        first: str, what the first part is (`"questions"`).
+        second: str, what the second part is (`"contexts"`).
+
+    Returns:
+        `x`, unchanged.
+    """
+    if not isinstance(x, tuple) or len(x) != 2:
+        received = type(x).__name__ + (f" of length {len(x)}" if isinstance(x, tuple) else "")
+        raise ValueError(
+            f"{type(layer).__name__} takes `x=({first}, {second})`, a tuple of two "
+            f"strings or batches of strings. Received: {received}."
+        )
+    return x
 
 
 def _to_tensor(value):

@@ -15,6 +15,7 @@ import tensorflow_text as tf_text
 from keras_hub.tokenizers import AlbertTokenizer
 
 from keras_act.models.albert_act_backbone import AlbertActBackbone
+from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
 
 SPIECE_UNDERLINE = "\u2581"
 # The special tokens of Hugging Face's `AlbertTokenizer` (`all_special_tokens`),
@@ -280,6 +281,7 @@ class AlbertActTokenizer(AlbertTokenizer):
         with tf.device("cpu"):
             self._sentence_piece = tf_text.FastSentencepieceTokenizer(proto)
 
+    @preprocessing_outputs
     def id_to_piece(self, ids):
         """Maps token ids to their SentencePiece pieces, in-graph.
 
@@ -302,6 +304,7 @@ class AlbertActTokenizer(AlbertTokenizer):
 
     # === Tokenization ===
 
+    @preprocessing_outputs
     def tokenize(self, inputs):
         self._check_vocabulary()
         with tf.device("cpu"):
@@ -331,6 +334,7 @@ class AlbertActTokenizer(AlbertTokenizer):
     def call(self, inputs, training=None):
         return self.tokenize(inputs)
 
+    @preprocessing_outputs
     def tokenize_with_pieces(self, inputs):
         """Tokenizes text and returns each token's piece beside its id.
 
@@ -414,6 +418,7 @@ class AlbertActTokenizer(AlbertTokenizer):
 
     # === Detokenization ===
 
+    @preprocessing_outputs
     def detokenize(self, inputs):
         """Turns token ids back into text, in-graph.
 
@@ -474,15 +479,8 @@ class AlbertActTokenizer(AlbertTokenizer):
     # === Config ===
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "do_lower_case": self.do_lower_case,
-                "remove_space": self.remove_space,
-                "keep_accents": self.keep_accents,
-            }
-        )
-        return config
+        options = ("do_lower_case", "remove_space", "keep_accents")
+        return {**super().get_config(), **{name: getattr(self, name) for name in options}}
 
 
 def _is_ascii(text):
