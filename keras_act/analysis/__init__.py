@@ -26,49 +26,38 @@ for depth in analysis.sentence_depths(depth_model, ["The cat sat on the mat."]):
 ```
 """
 
-from keras_act.analysis.corpus import corpus_depth_statistics, masked_examples
-from keras_act.analysis.depth_models import DepthModel, KerasDepthModel, SavedModelDepthModel
-from keras_act.analysis.loading import load_depth_model
-from keras_act.analysis.plots import (
-    plot_category_histograms,
-    plot_depth_heatmap,
-    plot_depth_profiles,
-    save_figure,
-)
-from keras_act.analysis.report import (
-    PAPER_MEAN_UPDATES,
-    statistics_json,
-    statistics_markdown,
-    write_statistics,
-)
-from keras_act.analysis.sentence_depth import (
-    SentenceDepth,
-    depth_table_markdown,
-    format_depth_table,
-    sentence_depths,
-)
-from keras_act.analysis.statistics import DepthStatistics
-from keras_act.analysis.tensorboard import write_depth_summaries
+# The `TYPE_CHECKING` imports below are read, not run: they name the public
+# attributes (`__all__`), each imported from its module on first use
+# (`keras_act.lazy_imports`), so importing the package imports none of them.
+# ruff: noqa: F401
 
-__all__ = [
-    "PAPER_MEAN_UPDATES",
-    "DepthModel",
-    "DepthStatistics",
-    "KerasDepthModel",
-    "SavedModelDepthModel",
-    "SentenceDepth",
-    "corpus_depth_statistics",
-    "depth_table_markdown",
-    "format_depth_table",
-    "load_depth_model",
-    "masked_examples",
-    "plot_category_histograms",
-    "plot_depth_heatmap",
-    "plot_depth_profiles",
-    "save_figure",
-    "sentence_depths",
-    "statistics_json",
-    "statistics_markdown",
-    "write_depth_summaries",
-    "write_statistics",
-]
+from typing import TYPE_CHECKING
+
+from keras_act.lazy_imports import lazy_attributes
+
+if TYPE_CHECKING:
+    from keras_act.analysis.corpus import corpus_depth_statistics, masked_examples
+    from keras_act.analysis.depth_models import DepthModel, KerasDepthModel, SavedModelDepthModel
+    from keras_act.analysis.loading import load_depth_model
+    from keras_act.analysis.plots import (
+        plot_category_histograms,
+        plot_depth_heatmap,
+        plot_depth_profiles,
+        save_figure,
+    )
+    from keras_act.analysis.report import (
+        PAPER_MEAN_UPDATES,
+        statistics_json,
+        statistics_markdown,
+        write_statistics,
+    )
+    from keras_act.analysis.sentence_depth import (
+        SentenceDepth,
+        depth_table_markdown,
+        format_depth_table,
+        sentence_depths,
+    )
+    from keras_act.analysis.statistics import DepthStatistics
+    from keras_act.analysis.tensorboard import write_depth_summaries
+
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

@@ -9,5 +9,10 @@
 - `keras_act.data.pretraining_dataset`: the `tf.data` pipeline that packs
   and masks SOP pairs for pre-training (TensorFlow).
 
-Import the module you need; this package imports none of them.
+Import the module you need; this package imports none of them until one is
+used (`keras_act.data.text_corpus` after `import keras_act` works).
 """
+
+from keras_act.lazy_imports import lazy_attributes
+
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

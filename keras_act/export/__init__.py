@@ -7,51 +7,38 @@ core TensorFlow and TensorFlow Text ops only, the ops of the official model
 server. See `docs/serving.md`.
 """
 
-from keras_act.export.archive import (
-    build_export_archive,
-    export_saved_model,
-    resolve_preprocessor,
-    run_warmup_requests,
-)
-from keras_act.export.atomic import list_versions, next_version, write_version
-from keras_act.export.serving_heads import (
-    BackboneHead,
-    ClassifierHead,
-    MaskedLMHead,
-    ServingHead,
-    register_serving_head,
-    serving_head_for,
-)
-from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE
-from keras_act.export.task_heads import (
-    MultipleChoiceHead,
-    QuestionAnswererHead,
-    RegressorHead,
-    TokenClassifierHead,
-)
-from keras_act.export.warmup import models_config_text, predict_request, read_warmup_file
+# The `TYPE_CHECKING` imports below are read, not run: they name the public
+# attributes (`__all__`), each imported from its module on first use
+# (`keras_act.lazy_imports`), so importing the package imports none of them.
+# ruff: noqa: F401
 
-__all__ = [
-    "TEXT_SIGNATURE",
-    "TOKEN_IDS_SIGNATURE",
-    "BackboneHead",
-    "ClassifierHead",
-    "MaskedLMHead",
-    "MultipleChoiceHead",
-    "QuestionAnswererHead",
-    "RegressorHead",
-    "ServingHead",
-    "TokenClassifierHead",
-    "build_export_archive",
-    "export_saved_model",
-    "list_versions",
-    "models_config_text",
-    "next_version",
-    "predict_request",
-    "read_warmup_file",
-    "register_serving_head",
-    "resolve_preprocessor",
-    "run_warmup_requests",
-    "serving_head_for",
-    "write_version",
-]
+from typing import TYPE_CHECKING
+
+from keras_act.lazy_imports import lazy_attributes
+
+if TYPE_CHECKING:
+    from keras_act.export.archive import (
+        build_export_archive,
+        export_saved_model,
+        resolve_preprocessor,
+        run_warmup_requests,
+    )
+    from keras_act.export.atomic import list_versions, next_version, write_version
+    from keras_act.export.serving_heads import (
+        BackboneHead,
+        ClassifierHead,
+        MaskedLMHead,
+        ServingHead,
+        register_serving_head,
+        serving_head_for,
+    )
+    from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE
+    from keras_act.export.task_heads import (
+        MultipleChoiceHead,
+        QuestionAnswererHead,
+        RegressorHead,
+        TokenClassifierHead,
+    )
+    from keras_act.export.warmup import models_config_text, predict_request, read_warmup_file
+
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)
