@@ -21,6 +21,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from keras_act.tokenizers.special_tokens import SPECIAL_TOKENS
 from training.run_files import remove_stale_leftovers, staging_prefix
 
 MODEL_FILENAME = "spiece.model"
@@ -28,10 +29,8 @@ VOCAB_FILENAME = "spiece.vocab"
 # Ids 0 and 1, then the control symbols at ids 2, 3 and 4, as ALBERT's model.
 PAD_PIECE, UNK_PIECE = "<pad>", "<unk>"
 CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")
-# `keras_act.tokenizers.albert_act_tokenizer.SPECIAL_TOKENS` (not imported,
-# to keep this script free of TensorFlow): the tokenizer splits these out of
-# the text before SentencePiece, so they are no training text either.
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<unk>", "<pad>", "[MASK]")
+# The tokenizer splits `SPECIAL_TOKENS` out of the text before SentencePiece,
+# so they are no training text either.
 _SPECIAL_RE = re.compile("|".join(re.escape(token) for token in SPECIAL_TOKENS))
 
 
