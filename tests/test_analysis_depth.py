@@ -16,13 +16,10 @@ from keras_act.analysis import (
 )
 from keras_act.data.text_corpus import read_documents
 from keras_act.depth_categories import DEPTH_CATEGORIES
-from tests.analysis_helpers import (
-    MAX_LAYERS,
-    SEQUENCE_LENGTH,
-    TEXTS,
-    analysis_setup,
-    backbone_outputs,
-)
+from tests.helpers import ANALYSIS_MAX_LAYERS as MAX_LAYERS
+from tests.helpers import ANALYSIS_SEQUENCE_LENGTH as SEQUENCE_LENGTH
+from tests.helpers import ANALYSIS_TEXTS as TEXTS
+from tests.helpers import analysis_setup, backbone_outputs
 
 
 @pytest.fixture(scope="module")

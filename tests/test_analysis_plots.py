@@ -17,8 +17,9 @@ from keras_act.analysis import (
     write_depth_summaries,
 )
 from keras_act.analysis.plots import COLORMAP, heatmap_figsize
-from tests.analysis_helpers import SEQUENCE_LENGTH, TEXTS, analysis_setup
-from tests.test_analysis_statistics import hand_built_statistics
+from tests.helpers import ANALYSIS_SEQUENCE_LENGTH as SEQUENCE_LENGTH
+from tests.helpers import ANALYSIS_TEXTS as TEXTS
+from tests.helpers import analysis_setup, hand_built_statistics
 
 
 def depth(updates, text="t"):

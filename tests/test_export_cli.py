@@ -17,7 +17,7 @@ from keras_act.export.__main__ import build_parser
 from keras_act.export.__main__ import main as export_main
 from keras_act.model_loading import load_model
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
-from tests.export_helpers import preprocess, tiny_backbone, train_tiny_sentencepiece
+from tests.helpers import preprocess, tiny_backbone, train_tiny_sentencepiece
 
 REPO = Path(__file__).resolve().parents[1]
 # What `python -m keras_act.export` loads its --model with.
