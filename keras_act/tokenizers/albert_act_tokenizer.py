@@ -16,11 +16,9 @@ from keras_hub.tokenizers import AlbertTokenizer
 
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
+from keras_act.tokenizers.special_tokens import SPECIAL_TOKENS
 
 SPIECE_UNDERLINE = "\u2581"
-# The special tokens of Hugging Face's `AlbertTokenizer` (`all_special_tokens`),
-# split out of the raw text before any normalisation and mapped to their ids.
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<unk>", "<pad>", "[MASK]")
 REPLACEMENT_CHARACTER = 0xFFFD
 
 
@@ -217,14 +215,24 @@ class AlbertActTokenizer(AlbertTokenizer):
 
     Example:
 
-    ```python
-    tokenizer = keras_act.AlbertActTokenizer(proto="spiece.model")
-    tokenizer(["Test sentence with [MASK].", "1,000 CRÈME brûlée"])
-    # <tf.RaggedTensor [[1289, 5123, 29, 4, 13, 9], [...]]>
-    pieces, ids = tokenizer.tokenize_with_pieces("Test sentence")
-    tokenizer.detokenize(ids)  # "test sentence"
-    ds = tf.data.Dataset.from_tensor_slices(texts).batch(32).map(tokenizer)
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(  # a tiny model: use ALBERT's `spiece.model`
+    ...     sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20),
+    ...     model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+    ...     control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> ids = tokenizer(["The fox ran far.", "A cat [MASK]"])
+    >>> ids.to_list()
+    [[5, 14, 20, 18, 13, 11, 22, 5, 12, 6, 10, 13, 6, 12, 9], [8, 5, 16, 7, 4]]
+    >>> tokenizer.detokenize(ids).numpy().tolist()
+    [b'the fox ran far.', b'a cat']
+    >>> pieces, ids = tokenizer.tokenize_with_pieces("A cat")
+    >>> [piece.decode() for piece in pieces.numpy()], ids.numpy().tolist()
+    (['▁a', '▁', 'c', 'at'], [8, 5, 16, 7])
+    >>> import tensorflow as tf
+    >>> ds = tf.data.Dataset.from_tensor_slices(["a cat", "the fox"]).batch(2).map(tokenizer)
+    >>> ds.get_single_element().to_list()
+    [[8, 5, 16, 7], [5, 14, 20, 18, 13, 11, 22]]
 
     Reference: Lan et al. (2020), "ALBERT: A Lite BERT for Self-supervised
     Learning of Language Representations"; Kudo & Richardson (2018),
