@@ -47,14 +47,13 @@ class AlbertActMultipleChoicePreprocessor(AlbertActTextClassifierPreprocessor):
 
     Example:
 
-    ```python
-    preprocessor = keras_act.AlbertActMultipleChoicePreprocessor(tokenizer, 64)
-    x, y = preprocessor(
-        x=(["The glass fell off the table."], [["It broke.", "It sang."]]),
-        y=[0],
-    )
-    x["token_ids"].shape  # (1, 2, 64)
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> choice_inputs = keras_act.AlbertActMultipleChoicePreprocessor(tokenizer, 16)
+    >>> x, y = choice_inputs(x=(["the fox ran."], [["a cat sat.", "far away."]]), y=[0])
+    >>> x["token_ids"].shape, y
+    (TensorShape([1, 2, 16]), [0])
     """
 
     num_segments = 2

@@ -122,16 +122,24 @@ class AlbertActQuestionAnswererPreprocessor(Preprocessor):
 
     Example:
 
-    ```python
-    preprocessor = keras_act.AlbertActQuestionAnswererPreprocessor(tokenizer, 64)
-    x, y = preprocessor(
-        x=(["Where does John live?"], ["John lives in Reykjavik."]),
-        y={"answer_start": [14], "answer_text": ["Reykjavik"]},
-    )
-    span_logits = answerer(x)
-    preprocessor.decode_answers((questions, contexts), span_logits)
-    # ["Reykjavik."]: the words the predicted span covers.
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> qa_inputs = keras_act.AlbertActQuestionAnswererPreprocessor(
+    ...     tokenizer, sequence_length=16, max_question_length=4)
+    >>> x, y = qa_inputs(
+    ...     x=(["who sat?"], ["a cat sat on a mat."]),
+    ...     y={"answer_start": [0], "answer_text": ["a cat"]})
+    >>> x["token_ids"].numpy().tolist(), y.numpy().tolist()
+    ([[2, 5, 15, 20, 11, 3, 8, 5, 16, 7, 5, 17, 7, 5, 11, 3]], [[6, 9]])
+
+    `decode_answers` turns the answerer's span logits back into words: here
+    logits that favour the span 6..9.
+
+    >>> import numpy as np
+    >>> span_logits = np.zeros((1, 16, 2)); span_logits[0, 6, 0] = span_logits[0, 9, 1] = 5
+    >>> qa_inputs.decode_answers((["who sat?"], ["a cat sat on a mat."]), span_logits)
+    ['a cat']
     """
 
     backbone_cls = AlbertActBackbone

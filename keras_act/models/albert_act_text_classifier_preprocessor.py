@@ -39,17 +39,20 @@ class AlbertActTextClassifierPreprocessor(AlbertActPreprocessor):
 
     Example:
 
-    ```python
-    tokenizer = keras_act.AlbertActTokenizer(proto="spiece.model")
-    preprocessor = keras_act.AlbertActTextClassifierPreprocessor(
-        tokenizer, sequence_length=128
-    )
-    preprocessor(["a charming movie", "a dull one"])["token_ids"].shape
-    # (2, 128)
-    x = preprocessor(x=(["A man plays."], ["Someone plays."]))
-    ds = tf.data.Dataset.from_tensor_slices(((premises, hypotheses), labels))
-    ds = ds.batch(32).map(preprocessor)
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> classifier_inputs = keras_act.AlbertActTextClassifierPreprocessor(tokenizer, 16)
+    >>> classifier_inputs(["a cat sat.", "the fox"])["token_ids"].shape
+    TensorShape([2, 16])
+    >>> x = classifier_inputs(x=(["a cat"], ["the fox"]))
+    >>> x["segment_ids"].numpy().tolist()
+    [[0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]]
+    >>> import tensorflow as tf
+    >>> ds = tf.data.Dataset.from_tensor_slices(((["a cat"], ["the fox"]), [1]))
+    >>> x, y = ds.batch(8).map(classifier_inputs).get_single_element()
+    >>> x["token_ids"].shape, y.numpy().tolist()
+    (TensorShape([1, 16]), [1])
     """
 
     backbone_cls = AlbertActBackbone

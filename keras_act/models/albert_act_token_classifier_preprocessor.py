@@ -82,14 +82,17 @@ class AlbertActTokenClassifierPreprocessor(Preprocessor):
 
     Example:
 
-    ```python
-    preprocessor = keras_act.AlbertActTokenClassifierPreprocessor(tokenizer, 16)
-    x, y, sample_weight = preprocessor(
-        [["John", "lives", "in", "Reykjavik"]], [[1, 0, 0, 2]]
-    )
-    preprocessor.word_ids([["John", "lives", "in", "Reykjavik"]])
-    # [[-1, 0, 1, 2, 3, 3, 3, -1, -1, ...]]: the word of each token.
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> word_inputs = keras_act.AlbertActTokenClassifierPreprocessor(tokenizer, 10)
+    >>> x, y, sample_weight = word_inputs([["the", "fox", "ran"]], [[0, 1, 0]])
+    >>> y.numpy().tolist()
+    [[-100, 0, -100, -100, -100, 1, -100, -100, 0, -100]]
+    >>> sample_weight.numpy().tolist()
+    [[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]]
+    >>> word_inputs.word_ids([["the", "fox", "ran"]]).numpy().tolist()  # each token's word
+    [[-1, 0, 0, 0, 0, 1, 1, 1, 2, -1]]
     """
 
     backbone_cls = AlbertActBackbone

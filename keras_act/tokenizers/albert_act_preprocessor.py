@@ -89,14 +89,17 @@ class AlbertActPreprocessor(Preprocessor):
 
     Example:
 
-    ```python
-    tokenizer = keras_act.AlbertActTokenizer(proto="spiece.model")
-    preprocessor = keras_act.AlbertActPreprocessor(tokenizer, sequence_length=8)
-    preprocessor("Test sentence with [MASK].")["token_ids"]
-    # [2, 1289, 5123, 29, 4, 13, 9, 3]
-    ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(32)
-    ds = ds.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> preprocessor = keras_act.AlbertActPreprocessor(tokenizer, sequence_length=8)
+    >>> preprocessor("The fox ran far.")["token_ids"].numpy().tolist()
+    [2, 5, 14, 20, 18, 13, 11, 3]
+    >>> import tensorflow as tf
+    >>> ds = tf.data.Dataset.from_tensor_slices((["a cat", "the fox"], [0, 1])).batch(2)
+    >>> x, y = ds.map(preprocessor).get_single_element()
+    >>> x["padding_mask"].numpy().tolist(), y.numpy().tolist()
+    ([[1, 1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], [0, 1])
     """
 
     backbone_cls = AlbertActBackbone
@@ -181,12 +184,15 @@ class AlbertActPairPreprocessor(AlbertActPreprocessor):
 
     Example:
 
-    ```python
-    preprocessor = keras_act.AlbertActPairPreprocessor(tokenizer, sequence_length=8)
-    x = preprocessor(("Question?", "Answer"))
-    x["token_ids"]    # [2, 1301, 60, 3, 1623, 3, 0, 0]
-    x["segment_ids"]  # [0, 0, 0, 0, 1, 1, 0, 0]
-    ```
+    >>> import io, keras_act, sentencepiece as spm; proto = io.BytesIO()
+    >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["the fox ran far away.", "a cat sat on a mat."] * 20), model_writer=proto, vocab_size=24, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    >>> tokenizer = keras_act.AlbertActTokenizer(proto=proto.getvalue())
+    >>> pair = keras_act.AlbertActPairPreprocessor(tokenizer, sequence_length=10)
+    >>> x = pair(("a cat", "the fox"))
+    >>> x["token_ids"].numpy().tolist()
+    [2, 8, 5, 16, 7, 3, 5, 14, 20, 3]
+    >>> x["segment_ids"].numpy().tolist()
+    [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
     """
 
     num_segments = 2

@@ -31,10 +31,9 @@ def split_words(texts):
 
     Example:
 
-    ```python
-    words, starts, ends = split_words(tf.constant(["a\u3000b"]))
-    # words [[b"a", b"b"]], starts [[0, 4]], ends [[1, 5]]
-    ```
+    >>> words, starts, ends = split_words(tf.constant(["a\u3000b"]))
+    >>> words.to_list(), starts.to_list(), ends.to_list()
+    ([[b'a', b'b']], [[0, 4]], [[1, 5]])
     """
     spaced = tf.strings.regex_replace(texts, _ONE_BYTE, " ")
     spaced = tf.strings.regex_replace(spaced, _TWO_BYTES, "  ")
