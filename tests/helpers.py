@@ -248,6 +248,20 @@ def synthetic_corpus(path, lines=400, seed=0):
     return path
 
 
+@functools.cache
+def tiny_albert_proto():
+    """The serialized 120-piece vocabulary of `synthetic_corpus` (trained once).
+
+    For `unittest`-style tests, which take no pytest fixtures (the
+    `tiny_spiece` fixture of `conftest.py` is the same model, as a file).
+    """
+    from training.vocab import train_vocabulary
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = train_vocabulary([synthetic_corpus(Path(folder) / "corpus.txt")], 120, folder)
+        return Path(path).read_bytes()
+
+
 def describe_mismatches(texts, got, expected, limit=5):
     """A readable list of the inputs whose ids differ."""
     bad = [(t, g, e) for t, g, e in zip(texts, got, expected, strict=True) if g != e]

@@ -10,45 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_act import AlbertActPairPreprocessor, AlbertActPreprocessor, AlbertActTokenizer
+from keras_act import AlbertActPairPreprocessor, AlbertActPreprocessor
 from tests.helpers import (
-    ALBERT_SPIECE,
     HARD_CASES,
-    glue_sentences,
-    hf_albert_tokenizer,
-    require_shared,
-    synthetic_corpus,
 )
-from training.vocab import train_vocabulary
 
 KEYS = ("token_ids", "segment_ids", "padding_mask")
-
-
-@pytest.fixture(scope="module")
-def spiece():
-    return require_shared(ALBERT_SPIECE)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(spiece):
-    return AlbertActTokenizer(proto=str(spiece))
-
-
-@pytest.fixture(scope="module")
-def hf(spiece):
-    return hf_albert_tokenizer(spiece)
-
-
-@pytest.fixture(scope="module")
-def glue():
-    return glue_sentences()
-
-
-@pytest.fixture(scope="module")
-def tiny_tokenizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_vocab")
-    path = train_vocabulary([synthetic_corpus(folder / "corpus.txt")], 120, folder)
-    return AlbertActTokenizer(proto=str(path))
 
 
 def reference(hf, first, second=None, sequence_length=16):

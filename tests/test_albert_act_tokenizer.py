@@ -8,44 +8,13 @@ import tensorflow as tf
 from keras_act import AlbertActTokenizer
 from keras_act.tokenizers.albert_act_tokenizer import SPECIAL_TOKENS
 from tests.helpers import (
-    ALBERT_SPIECE,
     HARD_CASES,
     LONG_TEXT,
     describe_mismatches,
     fuzz_texts,
-    glue_sentences,
     hf_albert_tokenizer,
-    require_shared,
     synthetic_corpus,
 )
-from training.vocab import train_vocabulary
-
-
-@pytest.fixture(scope="module")
-def spiece():
-    return require_shared(ALBERT_SPIECE)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(spiece):
-    return AlbertActTokenizer(proto=str(spiece))
-
-
-@pytest.fixture(scope="module")
-def hf(spiece):
-    return hf_albert_tokenizer(spiece)
-
-
-@pytest.fixture(scope="module")
-def glue():
-    return glue_sentences()
-
-
-@pytest.fixture(scope="module")
-def tiny_spiece(tmp_path_factory):
-    """A small ALBERT-compatible model trained here, for tests without ../shared."""
-    folder = tmp_path_factory.mktemp("tiny_vocab")
-    return train_vocabulary([synthetic_corpus(folder / "corpus.txt")], 120, folder)
 
 
 def reference_ids(hf, texts):

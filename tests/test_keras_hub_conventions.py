@@ -13,6 +13,7 @@ import pytest
 from keras_hub.src.tests.test_case import TestCase
 
 from keras_act import AlbertActBackbone
+from tests.helpers import tiny_albert_proto as tiny_proto
 
 TINY = dict(
     vocabulary_size=50,
@@ -109,17 +110,6 @@ def test_quantized_block_runs_on_the_dense_path():
         encoder(hidden, padding_mask=mask, skip_halted=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_tokenizer(tmp_path_factory):
-    from keras_act import AlbertActTokenizer
-    from tests.helpers import synthetic_corpus
-    from training.vocab import train_vocabulary
-
-    folder = tmp_path_factory.mktemp("tiny_vocab")
-    path = train_vocabulary([synthetic_corpus(folder / "corpus.txt")], 120, folder)
-    return AlbertActTokenizer(proto=str(path))
-
-
 def preprocessor_cases():
     import keras_act
 
@@ -155,23 +145,6 @@ def test_sequence_length_set_after_construction(case, tiny_tokenizer, tmp_path):
 
 
 # === keras-hub's preprocessing harness ===
-
-_TINY_PROTO = {}
-
-
-def tiny_proto():
-    """The serialized tiny ALBERT SentencePiece model, trained once per session."""
-    if "proto" not in _TINY_PROTO:
-        import tempfile
-        from pathlib import Path
-
-        from tests.helpers import synthetic_corpus
-        from training.vocab import train_vocabulary
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = train_vocabulary([synthetic_corpus(Path(folder) / "corpus.txt")], 120, folder)
-            _TINY_PROTO["proto"] = Path(path).read_bytes()
-    return _TINY_PROTO["proto"]
 
 
 class PreprocessingHarnessTest(TestCase):
