@@ -467,7 +467,7 @@ def test_registering_a_head_is_one_call(vocab):
 
     class ScaledHead(ClassifierHead):
         def __call__(self, features):
-            return dict(super().__call__(features), scaled=2.0 * self._run(features)["logits"])
+            return dict(super().__call__(features), scaled=2.0 * self.logits_and_updates(features)["logits"])
 
     tokenizer = AlbertActTokenizer(proto=vocab)
     model = OtherTask(tiny_backbone(tokenizer.vocabulary_size(), seed=6), num_classes=2)

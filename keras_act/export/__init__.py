@@ -24,21 +24,19 @@ if TYPE_CHECKING:
         run_warmup_requests,
     )
     from keras_act.export.atomic import list_versions, next_version, write_version
-    from keras_act.export.serving_heads import (
+    from keras_act.export.heads import (
         BackboneHead,
         ClassifierHead,
         MaskedLMHead,
+        MultipleChoiceHead,
+        QuestionAnswererHead,
+        RegressorHead,
         ServingHead,
+        TokenClassifierHead,
         register_serving_head,
         serving_head_for,
     )
     from keras_act.export.signatures import TEXT_SIGNATURE, TOKEN_IDS_SIGNATURE
-    from keras_act.export.task_heads import (
-        MultipleChoiceHead,
-        QuestionAnswererHead,
-        RegressorHead,
-        TokenClassifierHead,
-    )
     from keras_act.export.warmup import models_config_text, predict_request, read_warmup_file
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

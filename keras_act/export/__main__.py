@@ -81,7 +81,7 @@ def _split_warmup_texts(texts, model, preprocessing, pair):
     """`--warmup-text` values as the signature's inputs: `a|||b` is a pair
     (sentence pair, question and context), `prompt|||c1|||c2` a prompt and
     its choices."""
-    from keras_act.export.serving_heads import registered_head_class
+    from keras_act.export.heads import registered_head_class
 
     head_cls = registered_head_class(model)
     names = getattr(head_cls, "text_input_names", None)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_act.export import atomic, warmup
-from keras_act.export.serving_heads import serving_head_for
+from keras_act.export.heads import serving_head_for
 from keras_act.export.signatures import (
     TEXT_SIGNATURE,
     TOKEN_IDS_SIGNATURE,
@@ -55,7 +55,7 @@ def export_saved_model(
     `AlbertActTokenClassifier`, the answer span and text for
     `AlbertActQuestionAnswerer`, whose `serving_default` takes `question`
     and `context`, the chosen index for `AlbertActMultipleChoice`, which
-    takes `prompt` and `choices`; see `keras_act/export/task_heads.py`),
+    takes `prompt` and `choices`; see `keras_act/export/heads/multiple_choice.py`),
     float32 `updates` (the number of layers each token
     used, 0 on padding), int32 `token_ids` and `padding_mask` and string
     `token_pieces`.

@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
+from keras_act.export.heads.base import vocabulary_table
 from keras_act.export.request_checks import checked_input, checked_inputs, text_axes, token_ids_axes
-from keras_act.export.serving_heads import vocabulary_table
 
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "serve_token_ids"
