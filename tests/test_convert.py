@@ -428,3 +428,16 @@ def test_unreachable_hub_is_one_clear_line_at_once(tmp_path):
     assert errors == [line for line in errors if line.startswith("python -m keras_act.convert: error:")]
     assert len(errors) == 1 and expected in errors[0]
     assert "Retrying" not in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_cli_outputs_have_the_mode_of_a_new_file(tmp_path, capsys):
+    """The staging folder and file of `mkdtemp`/`mkstemp` are private (0700,
+    0600); the published preset and `.keras` file must not stay so."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for out, extra in ((tmp_path / "preset", []), (tmp_path / "p.keras", ["--pretraining-heads"])):
+        status, _, err = run_cli(capsys, TINY, out, *extra)
+        assert status in (0, None), err
+        default = (0o777 if out.is_dir() else 0o666) & ~umask
+        assert out.stat().st_mode & 0o777 == default, (out, oct(out.stat().st_mode))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["p.keras", "preset"]

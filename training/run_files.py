@@ -14,8 +14,14 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
+
+from keras_act.atomic_files import (  # noqa: F401 - the run's writers, re-exported
+    save_model_atomically,
+    staging_prefix,
+    write_folder_atomically,
+    write_text_atomically,
+)
 
 # Leftovers of a killed writer older than this are removed by the next run.
 STALE_SECONDS = 600
@@ -24,48 +30,6 @@ STALE_SECONDS = 600
 # at once and never a live one's on the same host.
 _OWNED_RE = re.compile(r"^\.(?:writing|old|training)-(\d+)@(.+?)~")
 _LEFTOVER_RE = re.compile(r"^(?:\.(?:writing|old|training)-.*|ckpt-\d+_temp)$")
-
-
-def staging_prefix(kind="writing", name=""):
-    """The prefix of a staging file or folder of this process:
-    `.{kind}-{pid}@{host}~{name}-`."""
-    return f".{kind}-{os.getpid()}@{socket.gethostname()}~{name}-"
-
-
-def _give_default_mode(path):
-    """`mkstemp`/`mkdtemp` make private (0600/0700) files and folders; give
-    `path` the mode of any new one (readable by a server or a colleague).
-    (`keras_act.export.atomic` does the same for exported versions; this
-    module stays free of TensorFlow imports.)"""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
-
-
-def write_text_atomically(path, text):
-    """Writes `text` (UTF-8) to `path` so that readers see all of it or none.
-
-    Args:
-        path: str or path-like, the file to (over)write; its folder must exist.
-        text: str.
-
-    Returns:
-        `path`.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=staging_prefix(), suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        _give_default_mode(staging)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.remove(staging)
-        raise
-    return path
 
 
 def differing_keys(previous, current):
@@ -121,71 +85,6 @@ def read_run_config(model_dir):
             "settings; restore it or use another model dir."
         )
     return content
-
-
-def save_model_atomically(model, path):
-    """`model.save(path)` (a `.keras` file) through a temporary file beside it.
-
-    Args:
-        model: a Keras model.
-        path: str, the `.keras` file to (over)write.
-
-    Returns:
-        `path`.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=staging_prefix(), suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(staging)
-        _give_default_mode(staging)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    return path
-
-
-def write_folder_atomically(path, write):
-    """Fills a folder through `write(staging_dir)` and moves it to `path`.
-
-    `write` fills a fresh temporary folder beside `path`; only when it
-    returns does that folder replace `path` (an existing `path` is moved
-    aside first and removed after), so `path` always holds a complete
-    copy, old or new, except for the moment between two renames.
-
-    Args:
-        path: str, the folder to (re)write.
-        write: a callable taking the staging folder's path.
-
-    Returns:
-        `path`.
-
-    Example:
-
-    ```python
-    write_folder_atomically("run/preset", lambda d: (backbone.save_to_preset(d),
-                                                     tokenizer.save_to_preset(d)))
-    ```
-    """
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=staging_prefix(name=os.path.basename(path)))
-    try:
-        _give_default_mode(staging)
-        write(staging)
-        previous = None
-        if os.path.exists(path):
-            previous = tempfile.mkdtemp(dir=parent, prefix=staging_prefix("old", os.path.basename(path)))
-            os.rmdir(previous)
-            os.rename(path, previous)
-        os.rename(staging, path)
-        if previous:
-            shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
 
 
 def _process_is_alive(pid):

@@ -16,7 +16,8 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
+
+from keras_act.atomic_files import save_model_atomically, write_folder_atomically
 
 PROG = "python -m keras_act.convert"
 # Files that make a folder a preset (written by `save_to_preset`).
@@ -139,29 +140,13 @@ def write_output(model, out):
     parent, base = os.path.dirname(out), os.path.basename(out)
     os.makedirs(parent, exist_ok=True)
     _remove_leftovers(parent, base)
+    staging = f".{base}.converting-"
     if out.endswith(".keras"):
-        handle, temp = tempfile.mkstemp(prefix=f".{base}.converting-", suffix=".keras", dir=parent)
-        os.close(handle)
-        try:
-            model.save(temp)
-            os.replace(temp, out)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
-        return
-    temp = tempfile.mkdtemp(prefix=f".{base}.converting-", dir=parent)
-    try:
-        model.save_to_preset(temp)
-        if os.path.isdir(out):
-            replaced = temp.replace(".converting-", ".replaced-")
-            os.rename(out, replaced)
-            os.rename(temp, out)
-            shutil.rmtree(replaced, ignore_errors=True)
-        else:
-            os.rename(temp, out)
-    finally:
-        if os.path.isdir(temp):
-            shutil.rmtree(temp, ignore_errors=True)
+        save_model_atomically(model, out, prefix=staging)
+    else:
+        write_folder_atomically(
+            out, model.save_to_preset, prefix=staging, old_prefix=f".{base}.replaced-"
+        )
 
 
 def main(argv=None):

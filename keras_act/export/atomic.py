@@ -20,6 +20,8 @@ import shutil
 import tempfile
 import time
 
+from keras_act.atomic_files import give_default_mode
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no file locks, ages only
@@ -99,11 +101,8 @@ def write_version(base_dir, write, version=None, max_attempts=100):
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
     lock = _lock(staging)
     try:
-        # `mkdtemp` makes a private (0700) folder; give the version the mode of
-        # any new folder, so a server running as another user can read it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
+        # A server running as another user must read the version.
+        give_default_mode(staging)
         write(staging)
         if lock is not None:
             # Not part of the version; the lock itself is held until the end.

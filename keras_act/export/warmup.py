@@ -5,6 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_act.atomic_files import write_text_atomically
+
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG_FILE = "models.config"
@@ -177,8 +179,5 @@ def write_models_config(base_dir, model_name):
     """
     path = os.path.join(base_dir, MODELS_CONFIG_FILE)
     if not os.path.exists(path):
-        staging = f"{path}.tmp-{os.getpid()}"
-        with open(staging, "w", encoding="utf-8") as file:
-            file.write(models_config_text(model_name, base_dir))
-        os.replace(staging, path)
+        write_text_atomically(path, models_config_text(model_name, base_dir))
     return path
