@@ -390,18 +390,24 @@ def _is_value(item):
     return not isinstance(item, dict) or set(item) == {"b64"}
 
 
+def _single_input(values, dtypes, field, expected):
+    """`values` as the one input of a one-input signature (`field`: the JSON key)."""
+    names = sorted(dtypes)
+    if len(names) != 1:
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            f"'{field}' of a signature with {len(names)} inputs ({','.join(names)}) "
+            f"must be {expected} with a key per named input.",
+        )
+    return {names[0]: _json_to_array(values, dtypes[names[0]], names[0])}
+
+
 def _instances_to_arrays(instances, dtypes):
     if not isinstance(instances, list) or not instances:
         raise ServingError("INVALID_ARGUMENT", "'instances' must be a non-empty JSON array.")
     names = sorted(dtypes)
     if all(_is_value(item) for item in instances):
-        if len(names) != 1:
-            raise ServingError(
-                "INVALID_ARGUMENT",
-                f"'instances' of a signature with {len(names)} inputs ({','.join(names)}) "
-                "must be JSON objects with a key per named input.",
-            )
-        return {names[0]: _json_to_array(instances, dtypes[names[0]], names[0])}
+        return _single_input(instances, dtypes, "instances", "JSON objects")
     columns = {}
     for index, item in enumerate(instances):
         if _is_value(item) or set(item) != set(names):
@@ -418,13 +424,7 @@ def _instances_to_arrays(instances, dtypes):
 def _columns_to_arrays(inputs, dtypes):
     names = sorted(dtypes)
     if _is_value(inputs):
-        if len(names) != 1:
-            raise ServingError(
-                "INVALID_ARGUMENT",
-                f"'inputs' of a signature with {len(names)} inputs ({','.join(names)}) "
-                "must be a JSON object with a key per named input.",
-            )
-        return {names[0]: _json_to_array(inputs, dtypes[names[0]], names[0])}
+        return _single_input(inputs, dtypes, "inputs", "a JSON object")
     unknown = sorted(set(inputs) - set(names))
     if unknown:
         raise ServingError(

@@ -37,22 +37,14 @@ def documented_blocks(text=None):
 
 def export_demo(base_dir, vocab):
     """Exports the demo masked-LM model; returns the version folder."""
-    import keras
-
     import keras_act
     from keras_act.export import export_saved_model
     from keras_act.tokenizers import AlbertActTokenizer
+    from tests.helpers import tiny_backbone
 
     tokenizer = AlbertActTokenizer(proto=str(vocab))
-    keras.utils.set_random_seed(0)
-    backbone = keras_act.AlbertActBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        embedding_dim=16,
-        hidden_dim=32,
-        num_heads=4,
-        intermediate_dim=64,
-        max_layers=6,
-    )
+    # The tests' tiny backbone, at the default 512 positions, seed 0.
+    backbone = tiny_backbone(tokenizer.vocabulary_size(), seed=0, max_sequence_length=512)
     pretrainer = keras_act.AlbertActPretrainer(backbone)
     return export_saved_model(
         pretrainer,
