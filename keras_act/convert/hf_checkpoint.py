@@ -409,10 +409,13 @@ def load_hf_checkpoint(
         An `AlbertActBackbone`, or an `AlbertActPretrainer` when
         `pretraining_heads=True`.
 
-    Example:
+    Example (skipped by the doctests: it needs a downloaded checkpoint of
+    the authors, e.g. `asi/albert-act-base`):
 
-    >>> backbone = keras_act.convert.load_hf_checkpoint("path/to/albert-act-base")
-    >>> backbone.max_layers
+    >>> import keras_act.convert
+    >>> backbone = keras_act.convert.load_hf_checkpoint(
+    ...     "path/to/albert-act-base")  # doctest: +SKIP
+    >>> backbone.max_layers  # doctest: +SKIP
     24
     """
     config_path, weight_file = resolve_checkpoint(path)
