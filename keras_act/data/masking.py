@@ -65,6 +65,19 @@ def mask_example(
 
     Returns:
         A tuple `(masked_token_ids, mask_positions, mask_ids, mask_weights)`.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> tokens = tf.constant([2, 10, 11, 12, 13, 14, 15, 16, 3, 0, 0, 0])
+    >>> masked, positions, ids, weights = mask_example(
+    ...     tokens, tf.constant([0, 7]), vocabulary_size=30, max_predictions=3,
+    ...     mask_token_id=4, special_token_ids=(0, 2, 3), first_normal_id=5,
+    ...     mask_probability=0.3)
+    >>> weights.numpy().tolist()  # round(9 tokens * 0.3) = 3 targets
+    [1.0, 1.0, 1.0]
+    >>> bool(tf.reduce_all(tf.gather(tokens, positions) == ids))
+    True
     """
     seed = tf.cast(seed, tf.int64)
     is_special = tf.reduce_any(

@@ -40,7 +40,22 @@ def tokenize_documents(documents, tokenizer, batch_size=2048):
 
 
 def truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
-    """Truncates the longer of two lists, one token at a time, from a random end."""
+    """Truncates the longer of two lists, one token at a time, from a random end.
+
+    Args:
+        tokens_a, tokens_b: sequences of token ids.
+        max_num_tokens: int, the most tokens the two may hold together.
+        rng: a `numpy.random.Generator`.
+
+    Returns:
+        A tuple of two lists.
+
+    Example:
+
+    >>> import numpy as np
+    >>> truncate_pair([1, 2, 3, 4], [5, 6], 4, np.random.default_rng(0))
+    ([2, 3], [5, 6])
+    """
     tokens_a, tokens_b = list(tokens_a), list(tokens_b)
     while len(tokens_a) + len(tokens_b) > max_num_tokens:
         longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
@@ -68,6 +83,14 @@ def create_sop_instances(tokenized_documents, sequence_length, seed, short_seq_p
     Raises:
         ValueError: when no document yields a pair (every document a single
             one-token sentence, or an empty list).
+
+    Example:
+
+    >>> import numpy as np
+    >>> document = [np.arange(5, 9), np.arange(9, 12), np.arange(12, 15)]
+    >>> tokens_a, tokens_b, labels = create_sop_instances([document], 16, seed=0)
+    >>> tokens_a[0].tolist(), tokens_b[0].tolist(), labels.tolist()  # swapped
+    ([12, 13, 14], [5, 6, 7, 8, 9, 10, 11], [1])
     """
     rng = np.random.default_rng(seed)
     max_num_tokens = sequence_length - 3
