@@ -2,7 +2,7 @@
 
 Each model is exported once (the classifier through `python -m keras_act.export`
 on a `.keras` file that carries its preprocessor) and served by an isolated
-session process (tests/serving_session.py) that cannot import keras-act.
+session process (benchmarks/serving_session.py) that cannot import keras-act.
 """
 
 import types
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_act
+from benchmarks.serving_client import predict_request, run_isolated, text_request
 from keras_act.export import (
     TEXT_SIGNATURE,
     TOKEN_IDS_SIGNATURE,
@@ -28,8 +29,8 @@ from keras_act.tokenizers import (
     AlbertActPreprocessor,
     AlbertActTokenizer,
 )
-from tests.export_helpers import (
-    SEQUENCE_LENGTH,
+from tests.helpers import EXPORT_SEQUENCE_LENGTH as SEQUENCE_LENGTH
+from tests.helpers import (
     assert_outputs_match,
     backbone_reference,
     masked_lm_reference,
@@ -38,7 +39,6 @@ from tests.export_helpers import (
     token_outputs,
     train_tiny_sentencepiece,
 )
-from tests.serving_client import predict_request, run_isolated, text_request
 
 
 @keras.saving.register_keras_serializable(package="keras_act_tests")
