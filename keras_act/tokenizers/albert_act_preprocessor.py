@@ -177,10 +177,8 @@ class AlbertActPairPreprocessor(AlbertActPreprocessor):
         **kwargs: arguments of `keras.layers.Layer` (e.g. `name`).
 
     Returns:
-        `x` as a dict of int32 `token_ids`, `segment_ids` (0 up to the first
-        `[SEP]`, 1 after it, 0 on padding) and `padding_mask`, each
-        `[batch, sequence_length]` (`[sequence_length]` for one pair),
-        followed by `y` and `sample_weight` when given.
+        As `AlbertActPreprocessor`, with `segment_ids` 0 up to the first
+        `[SEP]` and 1 after it (0 on padding).
 
     Example:
 

@@ -252,6 +252,7 @@ class AlbertActTokenizer(AlbertTokenizer):
         self.do_lower_case = bool(do_lower_case)
         self.remove_space = bool(remove_space)
         self.keep_accents = bool(keep_accents)
+        self._traced_tokenize = _TracedTokenize()
         self._add_special_token("<unk>", "unk_token")
         super().__init__(proto=proto, **kwargs)
 
@@ -317,6 +318,14 @@ class AlbertActTokenizer(AlbertTokenizer):
         self._check_vocabulary()
         with tf.device("cpu"):
             inputs = _to_string_tensor(inputs)
+            if tf.executing_eagerly():
+                # One traced graph per input kind: eager calls (a Grain
+                # pipeline calls once per element) skip re-building the ops.
+                return self._traced_tokenize.get(self, inputs)(inputs)
+            return self._tokenize_tensor(inputs)
+
+    def _tokenize_tensor(self, inputs):
+        with tf.device("cpu"):
             if isinstance(inputs, tf.RaggedTensor):
                 tokens = inputs.with_flat_values(self._tokenize_flat(inputs.flat_values))
             else:
@@ -489,6 +498,34 @@ class AlbertActTokenizer(AlbertTokenizer):
     def get_config(self):
         options = ("do_lower_case", "remove_space", "keep_accents")
         return {**super().get_config(), **{name: getattr(self, name) for name in options}}
+
+
+class _TracedTokenize:
+    """`tf.function`s of a tokenizer's `_tokenize_tensor` for eager calls, one
+    per input rank (dense or ragged), traced again when the vocabulary,
+    `sequence_length` or dtype change."""
+
+    def __init__(self):
+        self.key = None
+        self.functions = {}
+
+    def get(self, tokenizer, inputs):
+        key = (id(tokenizer._sentence_piece), tokenizer.sequence_length, tokenizer.compute_dtype)
+        if key != self.key:
+            self.key, self.functions = key, {}
+        if isinstance(inputs, tf.RaggedTensor):
+            spec = tf.RaggedTensorSpec(
+                [None] * inputs.shape.rank, tf.string, inputs.ragged_rank, inputs.row_splits.dtype
+            )
+        elif inputs.shape.rank is None:
+            return tokenizer._tokenize_tensor  # raises its error
+        else:
+            spec = tf.TensorSpec([None] * inputs.shape.rank, tf.string)
+        if spec not in self.functions:
+            self.functions[spec] = tf.function(
+                tokenizer._tokenize_tensor, input_signature=[spec], autograph=False
+            )
+        return self.functions[spec]
 
 
 def _is_ascii(text):
