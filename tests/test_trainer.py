@@ -294,7 +294,7 @@ def test_the_training_loop_logs_windows_checkpoints_and_resumes(tmp_path, capsys
     assert loop.restore() is None
     seen = []
     last = loop.run(
-        examples, 3, batch_size=8, log_every=2, checkpoint_every=2, summarize_fn=summarize,
+        examples, 3, log_every=2, checkpoint_every=2, summarize_fn=summarize,
         log_line=lambda step, means: f"step {step} loss {means['loss']:.4f}",
         scalar_prefix="train/", after_step=seen.append,
     )

@@ -30,6 +30,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def command_parser(prog, description):
+    """The `argparse.ArgumentParser` of a training command line, with the
+    `HelpFormatter` (every default shown)."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
 def output_folder_error(path, flag):
     """A one-line message when `path` cannot be an output folder (it, or a
     folder above it, is an existing file), else None.
@@ -128,6 +134,14 @@ def run_command(build_parser, validate_args, run, argv=None):
     with one_line_errors(parser, (SetupError,)):
         run(args)
     return 0
+
+
+def add_out_argument(group, default, help, metavar=None):
+    """`--out` (and its older spelling `--model-dir`): the run's folder,
+    `args.model_dir`."""
+    group.add_argument(
+        "--out", "--model-dir", dest="model_dir", metavar=metavar, default=default, help=help
+    )
 
 
 def add_batch_arguments(group):

@@ -33,13 +33,13 @@ Example:
         --epochs 3 --batch-size 32 --learning-rate 2e-5 --strategy mirrored
 """
 
-import argparse
 import hashlib
 import json
 import math
 import os
 import sys
 
+from training import cli
 from training.cli import SetupError, run_command
 from training.glue import GLUE_TASKS
 
@@ -51,18 +51,10 @@ DEFAULT_SEQUENCE_LENGTH = 128
 
 
 def build_parser():
-    from training.cli import (
-        HelpFormatter,
-        add_batch_arguments,
-        add_device_arguments,
-        add_update_arguments,
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="python -m training.finetune",
-        description="Fine-tune ALBERT-ACT on a GLUE task (with the ponder cost) and report "
+    parser = cli.command_parser(
+        "python -m training.finetune",
+        "Fine-tune ALBERT-ACT on a GLUE task (with the ponder cost) and report "
         "the task's dev metric and the mean updates per token.",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--task", required=True, help=f"one of {', '.join(GLUE_TASKS)}")
     data = parser.add_argument_group("data (--train and --dev, or --tfds)")
@@ -100,20 +92,18 @@ def build_parser():
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=float, default=3.0, help="passes over the training set")
     run.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
-    add_batch_arguments(run)
+    cli.add_batch_arguments(run)
     run.add_argument("--optimizer", default="adamw", choices=("adamw", "lamb"), help="the optimizer")
     run.add_argument("--learning-rate", type=float, default=2e-5, help="peak learning rate")
     run.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps warming up")
-    add_update_arguments(run)
-    add_device_arguments(run, seed_help="seed of the new weights and the data order")
+    cli.add_update_arguments(run)
+    cli.add_device_arguments(run, seed_help="seed of the new weights and the data order")
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--out",
-        "--model-dir",
-        dest="model_dir",
-        metavar="DIR",
-        default=DEFAULT_MODEL_DIR,
+    cli.add_out_argument(
+        output,
+        DEFAULT_MODEL_DIR,
         help="the run's folder: checkpoints, logs, results, model.keras",
+        metavar="DIR",
     )
     output.add_argument("--log-every", type=int, default=10, help="steps between log lines")
     output.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end only)")
@@ -437,9 +427,7 @@ def run(args):
 
     configure_process(args)
     from training.cli import as_setup_errors
-    from training.optimizers import create_optimizer
-    from training.trainer import DistributedTrainer
-    from training.training_loop import TrainingLoop
+    from training.training_loop import training_loop_from_flags
 
     # Unreadable data, unknown TFDS names, bad checkpoints: the message says it all.
     with as_setup_errors():
@@ -447,28 +435,16 @@ def run(args):
     task = args.glue_task
     num_train = len(train_y)
     steps = args.steps or max(1, math.ceil(args.epochs * num_train / args.batch_size))
-    with strategy.scope():
-        optimizer = create_optimizer(
-            args.optimizer,
-            args.learning_rate,
-            total_steps=steps,
-            warmup_steps=int(args.warmup_ratio * steps),
-            weight_decay=args.weight_decay,
-            loss_scaling=args.mixed_precision == "float16",
-        )
-        trainer = DistributedTrainer(
-            strategy,
-            task_model.depth_model,
-            optimizer,
-            task_model.finetuning_losses,
-            global_batch_size=args.batch_size,
-            accumulation_steps=args.accumulation_steps,
-            clip_norm=args.clip_norm,
-            jit_compile=args.jit_compile,
-        )
-        loop = TrainingLoop(
-            strategy, trainer, args.model_dir, args.keep_checkpoints, model=task_model, optimizer=optimizer
-        )
+    loop = training_loop_from_flags(
+        strategy,
+        args,
+        task_model.depth_model,
+        task_model.finetuning_losses,
+        learning_rate=args.learning_rate,
+        total_steps=steps,
+        warmup_steps=int(args.warmup_ratio * steps),
+        checkpointed_model=task_model,
+    )
     restored = loop.restore()
     chief = loop.chief
     if chief:
@@ -507,8 +483,6 @@ def run(args):
     step = loop.run(
         examples,
         steps,
-        batch_size=args.batch_size,
-        accumulation_steps=args.accumulation_steps,
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         summarize_fn=summarize,

@@ -16,9 +16,10 @@ Example:
         --strategy tpu --jit-compile --mixed-precision bfloat16
 """
 
-import argparse
 import os
 import sys
+
+from training import cli
 
 DEMO_CONFIG = {
     "embedding_dim": 64,
@@ -40,18 +41,10 @@ DEFAULT_PRESET = "demo"
 
 
 def build_parser():
-    from training.cli import (
-        HelpFormatter,
-        add_batch_arguments,
-        add_device_arguments,
-        add_update_arguments,
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="python -m training.pretrain",
-        description="Pre-train ALBERT-ACT (MLM + SOP + ponder cost). Run it again with the "
+    parser = cli.command_parser(
+        "python -m training.pretrain",
+        "Pre-train ALBERT-ACT (MLM + SOP + ponder cost). Run it again with the "
         "same --out to resume; settings not given again follow the recorded run.",
-        formatter_class=HelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--corpus", nargs="+", help="plain-text files (default: the demo corpus)")
@@ -89,22 +82,18 @@ def build_parser():
     )
     run = parser.add_argument_group("training")
     run.add_argument("--steps", type=int, default=300, help="optimizer steps in all")
-    add_batch_arguments(run)
+    cli.add_batch_arguments(run)
     run.add_argument("--optimizer", default="lamb", choices=("lamb", "adamw"), help="the optimizer")
     run.add_argument(
         "--learning-rate", type=float, help="peak rate (default: 1e-2 for demo, ALBERT's 1.76e-3 otherwise)"
     )
     run.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 5%% of --steps)")
     run.add_argument("--decay-power", type=float, default=1.0, help="1: linear decay")
-    add_update_arguments(run)
-    add_device_arguments(run, seed_help="seed of the weights and the data order")
+    cli.add_update_arguments(run)
+    cli.add_device_arguments(run, seed_help="seed of the weights and the data order")
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--out",
-        "--model-dir",
-        dest="model_dir",
-        default="runs/pretrain",
-        help="the run's folder: checkpoints, logs, vocabulary, preset",
+    cli.add_out_argument(
+        output, "runs/pretrain", help="the run's folder: checkpoints, logs, vocabulary, preset"
     )
     output.add_argument("--export-dir", default="saved_models/albert_act_demo", help="SavedModel base folder ('' to skip)")
     output.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
@@ -243,11 +232,10 @@ def run(args):
     from keras_act.data.pretraining_dataset import pretraining_dataset
     from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
     from training.cli import as_setup_errors
-    from training.optimizers import create_optimizer
     from training.run_files import file_sha256, read_run_config, remove_stale_leftovers
     from training.strategies import create_strategy, is_chief
-    from training.trainer import DistributedTrainer, summarize
-    from training.training_loop import TrainingLoop
+    from training.trainer import summarize
+    from training.training_loop import training_loop_from_flags
 
     # Everything that can be wrong with the input fails here, before training.
     with as_setup_errors():
@@ -290,30 +278,17 @@ def run(args):
     with strategy.scope():
         backbone = keras_act.AlbertActBackbone(**config)
         pretrainer = keras_act.AlbertActPretrainer(backbone)
-        learning_rate = args.learning_rate or (1e-2 if args.preset == "demo" else 1.76e-3)
-        optimizer = create_optimizer(
-            args.optimizer,
-            learning_rate,
-            total_steps=args.steps,
-            warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
-            weight_decay=args.weight_decay,
-            power=args.decay_power,
-            loss_scaling=args.mixed_precision == "float16",
-        )
-        trainer = DistributedTrainer(
-            strategy,
-            pretrainer,
-            optimizer,
-            pretrainer.pretraining_losses,
-            global_batch_size=args.batch_size,
-            accumulation_steps=args.accumulation_steps,
-            clip_norm=args.clip_norm,
-            jit_compile=args.jit_compile,
-            statistics_fn=pretrainer.depth_statistics,
-        )
-        loop = TrainingLoop(
-            strategy, trainer, args.model_dir, args.keep_checkpoints, model=pretrainer, optimizer=optimizer
-        )
+    loop = training_loop_from_flags(
+        strategy,
+        args,
+        pretrainer,
+        pretrainer.pretraining_losses,
+        learning_rate=args.learning_rate or (1e-2 if args.preset == "demo" else 1.76e-3),
+        total_steps=args.steps,
+        warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
+        power=args.decay_power,
+        statistics_fn=pretrainer.depth_statistics,
+    )
     restored = loop.restore()
     start_step = loop.step
     if chief and restored:
@@ -350,8 +325,6 @@ def run(args):
     step = loop.run(
         examples,
         args.steps,
-        batch_size=args.batch_size,
-        accumulation_steps=args.accumulation_steps,
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         summarize_fn=summarize,

@@ -15,10 +15,10 @@ Example:
 configure_process(args)  # --cpu-devices, --seed, --deterministic, --mixed-precision
 strategy = create_strategy(args.strategy)
 with strategy.scope():
-    ...  # the model, the optimizer, the DistributedTrainer
-    loop = TrainingLoop(strategy, trainer, args.model_dir, 3, model=model, optimizer=optimizer)
+    model = ...
+loop = training_loop_from_flags(strategy, args, model, loss_fn, 1e-3, total_steps=300, warmup_steps=30)
 loop.restore()
-loop.run(examples, 300, batch_size=32, log_every=10, checkpoint_every=100,
+loop.run(examples, 300, log_every=10, checkpoint_every=100,
          summarize_fn=summarize, log_line=lambda step, means: f"step {step}")
 ```
 """
@@ -51,6 +51,77 @@ def configure_process(args):
         tf.config.experimental.enable_op_determinism()
     if args.mixed_precision:
         keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+
+
+def training_loop_from_flags(
+    strategy,
+    args,
+    model,
+    loss_fn,
+    learning_rate,
+    total_steps,
+    warmup_steps,
+    power=1.0,
+    statistics_fn=None,
+    checkpointed_model=None,
+):
+    """The optimizer, `DistributedTrainer` and `TrainingLoop` the shared
+    flags describe, built in `strategy.scope()`.
+
+    The flags: `--optimizer`, `--weight-decay`, `--mixed-precision` (float16:
+    dynamic loss scaling), `--batch-size`, `--accumulation-steps`,
+    `--clip-norm`, `--jit-compile`, `--out` and `--keep-checkpoints`.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` `model` was built under.
+        args: the parsed flags.
+        model: the Keras model trained (takes the features dict).
+        loss_fn: `loss_fn(features, targets, outputs)`, see
+            `DistributedTrainer`.
+        learning_rate: float, the peak learning rate.
+        total_steps: int, the optimizer steps of the schedule.
+        warmup_steps: int, linear warm-up steps.
+        power: float, the decay's power (1: linear).
+        statistics_fn: optional, see `DistributedTrainer`.
+        checkpointed_model: the model the checkpoints hold (default:
+            `model`), e.g. a task whose Functional view is trained.
+
+    Returns:
+        A `TrainingLoop`; its trainer and optimizer are `loop.trainer` and
+        `loop.trainer.optimizer`.
+    """
+    from training.optimizers import create_optimizer
+    from training.trainer import DistributedTrainer
+
+    with strategy.scope():
+        optimizer = create_optimizer(
+            args.optimizer,
+            learning_rate,
+            total_steps=total_steps,
+            warmup_steps=warmup_steps,
+            weight_decay=args.weight_decay,
+            power=power,
+            loss_scaling=args.mixed_precision == "float16",
+        )
+        trainer = DistributedTrainer(
+            strategy,
+            model,
+            optimizer,
+            loss_fn,
+            global_batch_size=args.batch_size,
+            accumulation_steps=args.accumulation_steps,
+            clip_norm=args.clip_norm,
+            jit_compile=args.jit_compile,
+            statistics_fn=statistics_fn,
+        )
+        return TrainingLoop(
+            strategy,
+            trainer,
+            args.model_dir,
+            args.keep_checkpoints,
+            model=model if checkpointed_model is None else checkpointed_model,
+            optimizer=optimizer,
+        )
 
 
 class TrainingLoop:
@@ -119,12 +190,10 @@ class TrainingLoop:
         self,
         examples_fn,
         steps,
-        batch_size,
         log_every,
         checkpoint_every,
         summarize_fn,
         log_line,
-        accumulation_steps=1,
         scalar_prefix="",
         after_log=None,
         after_step=None,
@@ -134,8 +203,8 @@ class TrainingLoop:
         Args:
             examples_fn: callable returning the run's endless, deterministic
                 example dataset (see `training.trainer.distribute_dataset`).
-            steps: int, the optimizer steps of the whole run.
-            batch_size: int, the global batch per optimizer step.
+            steps: int, the optimizer steps of the whole run (batched as
+                the trainer's global batch and micro-batches say).
             log_every: int, steps per logged window (and at the last step).
             checkpoint_every: int, steps between checkpoints (and at the
                 last step).
@@ -143,7 +212,6 @@ class TrainingLoop:
                 printed and logged.
             log_line: `log_line(step, means)` returning the printed line;
                 the examples per second are added to it.
-            accumulation_steps: int, micro-batches per optimizer step.
             scalar_prefix: str, the prefix of the TensorBoard scalars (the
                 means and `learning_rate`).
             after_log: optional `after_log(step)`, run on the chief after
@@ -165,7 +233,11 @@ class TrainingLoop:
         step = self.step
         try:
             dataset = distribute_dataset(
-                self.strategy, examples_fn, batch_size, accumulation_steps, skip_steps=step
+                self.strategy,
+                examples_fn,
+                self.trainer.global_batch_size,
+                self.trainer.accumulation_steps,
+                skip_steps=step,
             )
         except ValueError as error:  # a batch the replicas cannot share
             raise SetupError(str(error)) from error
