@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from keras_act.analysis import (
-    KerasDepthModel,
-    SavedModelDepthModel,
+    KerasDepthReader,
+    SavedModelDepthReader,
     corpus_depth_statistics,
     format_depth_table,
-    load_depth_model,
+    load_depth_reader,
     masked_examples,
     sentence_depths,
 )
@@ -98,8 +98,8 @@ def test_corpus_statistics_match_the_training_loop(setup, documents):
         setup.backbone, documents, tokenizer=setup.tokenizer, sequence_length=SEQUENCE_LENGTH,
         batch_size=8,
     )
-    depth_model = KerasDepthModel(setup.backbone, setup.tokenizer)
-    dataset, frequencies = masked_examples(depth_model, documents, sequence_length=SEQUENCE_LENGTH)
+    depth_reader = KerasDepthReader(setup.backbone, setup.tokenizer)
+    dataset, frequencies = masked_examples(depth_reader, documents, sequence_length=SEQUENCE_LENGTH)
     pretrainer = keras_act.AlbertActPretrainer(setup.backbone)
     sums = dict.fromkeys(DEPTH_CATEGORIES, 0.0)
     counts = dict.fromkeys(DEPTH_CATEGORIES, 0.0)
@@ -122,25 +122,25 @@ def test_corpus_statistics_match_the_training_loop(setup, documents):
     # 15% of the tokens are targets, 80% of them shown as [MASK].
     assert 0.10 < masked / statistics.counts["all"] < 0.2
     assert statistics.counts["mask_mask"] > 0.6 * masked
-    tokens = sum(len(s) for d in depth_model_tokenized(depth_model, documents) for s in d)
+    tokens = sum(len(s) for d in depth_reader_tokenized(depth_reader, documents) for s in d)
     assert frequencies.sum() == tokens
     assert sum(r["unmasked_count"] for r in statistics.frequency_bands()) == statistics.counts["unmasked"]
     assert sum(statistics.position_counts) == statistics.counts["all"]
 
 
-def depth_model_tokenized(depth_model, documents):
-    return [depth_model.tokenize(document) for document in documents]
+def depth_reader_tokenized(depth_reader, documents):
+    return [depth_reader.tokenize(document) for document in documents]
 
 
 def test_saved_model_gives_the_same_depth(setup, documents):
-    depth_model = load_depth_model(setup.saved_models)  # the base folder: its latest version
-    assert isinstance(depth_model, SavedModelDepthModel)
-    assert depth_model.path == setup.version_dir
-    assert (depth_model.cls_token_id, depth_model.sep_token_id, depth_model.mask_token_id) == (2, 3, 4)
-    assert depth_model.vocabulary_size == setup.backbone.vocabulary_size
-    assert depth_model.max_sequence_length == setup.backbone.max_sequence_length
+    depth_reader = load_depth_reader(setup.saved_models)  # the base folder: its latest version
+    assert isinstance(depth_reader, SavedModelDepthReader)
+    assert depth_reader.path == setup.version_dir
+    assert (depth_reader.cls_token_id, depth_reader.sep_token_id, depth_reader.mask_token_id) == (2, 3, 4)
+    assert depth_reader.vocabulary_size == setup.backbone.vocabulary_size
+    assert depth_reader.max_sequence_length == setup.backbone.max_sequence_length
 
-    served = sentence_depths(depth_model, TEXTS)
+    served = sentence_depths(depth_reader, TEXTS)
     local = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
     for a, b in zip(served, local, strict=True):
         assert a.pieces == b.pieces
@@ -150,13 +150,13 @@ def test_saved_model_gives_the_same_depth(setup, documents):
     assert "halting p" in format_depth_table(served[0])
 
     kwargs = dict(sequence_length=SEQUENCE_LENGTH, seed=3, max_examples=24)
-    from_saved_model = corpus_depth_statistics(depth_model, documents, **kwargs).to_dict()
+    from_saved_model = corpus_depth_statistics(depth_reader, documents, **kwargs).to_dict()
     from_keras = corpus_depth_statistics(
         setup.backbone, documents, tokenizer=setup.tokenizer, **kwargs
     ).to_dict()
     assert from_saved_model["num_examples"] == from_keras["num_examples"] == 24
     # The export stores the cap: histograms as wide as the Keras model's.
-    assert depth_model.max_layers == from_saved_model["max_layers"] == MAX_LAYERS
+    assert depth_reader.max_layers == from_saved_model["max_layers"] == MAX_LAYERS
     assert from_saved_model == from_keras
 
 
@@ -168,12 +168,12 @@ def test_saved_model_of_a_short_export_length_does_not_truncate(setup, documents
     version_dir = export_saved_model(
         setup.backbone, setup.tokenizer, str(tmp_path / "short"), sequence_length=8, verify=False
     )
-    depth_model = load_depth_model(version_dir)
-    assert depth_model.sequence_length == 8 and depth_model.max_layers == MAX_LAYERS
+    depth_reader = load_depth_reader(version_dir)
+    assert depth_reader.sequence_length == 8 and depth_reader.max_layers == MAX_LAYERS
     sentences = [s for document in documents for s in document]
     local = [np.asarray(ids) for ids in setup.tokenizer(sentences).to_list()]
     assert max(len(ids) for ids in local) > 20  # most are cut by a length-8 export
-    served = depth_model.tokenize(sentences)
+    served = depth_reader.tokenize(sentences)
     for sentence, a, b in zip(sentences, served, local, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=sentence)
     # Words of exactly 6 pieces fill the export: counted, as they might be cut.
@@ -181,57 +181,57 @@ def test_saved_model_of_a_short_export_length_does_not_truncate(setup, documents
         any(len(ids) == 6 for ids in setup.tokenizer(sentence.split()).to_list())
         for sentence in sentences
     )
-    assert depth_model.truncated_sentences == filling
+    assert depth_reader.truncated_sentences == filling
 
     kwargs = dict(sequence_length=SEQUENCE_LENGTH, seed=5, max_examples=24)
-    depth_model.truncated_sentences = 0
-    from_saved_model = corpus_depth_statistics(depth_model, documents, **kwargs).to_dict()
+    depth_reader.truncated_sentences = 0
+    from_saved_model = corpus_depth_statistics(depth_reader, documents, **kwargs).to_dict()
     from_keras = corpus_depth_statistics(
         setup.backbone, documents, tokenizer=setup.tokenizer, **kwargs
     ).to_dict()
     assert from_saved_model == from_keras
 
     text = " ".join(sentences[:3])  # longer than 8 pieces: run through serve_token_ids
-    (a,), (b,) = sentence_depths(depth_model, [text]), sentence_depths(setup.backbone, [text], tokenizer=setup.tokenizer)
+    (a,), (b,) = sentence_depths(depth_reader, [text]), sentence_depths(setup.backbone, [text], tokenizer=setup.tokenizer)
     assert a.pieces == b.pieces and len(a.pieces) > 8
     np.testing.assert_array_equal(a.updates, b.updates)
 
     # A single word of more than 6 pieces cannot be split: it is cut, and counted.
-    depth_model.truncated_sentences = filling
+    depth_reader.truncated_sentences = filling
     word = "zyxwvutsrqponmlkjihgfedcba"
     assert len(setup.tokenizer([word]).to_list()[0]) > 6
-    assert len(depth_model.tokenize([f"the {word} ran"])[0]) < len(setup.tokenizer([f"the {word} ran"]).to_list()[0])
-    assert depth_model.truncated_sentences == filling + 1
+    assert len(depth_reader.tokenize([f"the {word} ran"])[0]) < len(setup.tokenizer([f"the {word} ran"]).to_list()[0])
+    assert depth_reader.truncated_sentences == filling + 1
 
 
-def test_load_depth_model_from_every_format(setup, tmp_path, reference_dir):
+def test_load_depth_reader_from_every_format(setup, tmp_path, reference_dir):
     import keras_act
 
     expected = sentence_depths(setup.backbone, TEXTS, tokenizer=setup.tokenizer)
 
-    def check(depth_model):
-        assert isinstance(depth_model, KerasDepthModel)
-        for a, b in zip(sentence_depths(depth_model, TEXTS), expected, strict=True):
+    def check(depth_reader):
+        assert isinstance(depth_reader, KerasDepthReader)
+        for a, b in zip(sentence_depths(depth_reader, TEXTS), expected, strict=True):
             np.testing.assert_array_equal(a.updates, b.updates)
 
-    check(load_depth_model(setup.preset))
+    check(load_depth_reader(setup.preset))
     path = str(tmp_path / "pretrainer.keras")
     keras_act.AlbertActPretrainer(setup.backbone).save(path)
-    check(load_depth_model(path, vocab=setup.vocab))
-    check(load_depth_model(path, vocab=setup.preset))
+    check(load_depth_reader(path, vocab=setup.vocab))
+    check(load_depth_reader(path, vocab=setup.preset))
 
     # An authors' checkpoint (vocabulary 300) with our 100-piece vocabulary.
     checkpoint = reference_dir / "tiny_random"
-    depth_model = load_depth_model(str(checkpoint), vocab=setup.vocab)
+    depth_reader = load_depth_reader(str(checkpoint), vocab=setup.vocab)
     reference = keras_act.convert.load_hf_checkpoint(str(checkpoint))
     features, outputs = backbone_outputs(reference, setup.tokenizer, TEXTS)
-    for row, depth in enumerate(sentence_depths(depth_model, TEXTS)):
+    for row, depth in enumerate(sentence_depths(depth_reader, TEXTS)):
         real = features["padding_mask"][row] > 0
         np.testing.assert_array_equal(depth.updates, outputs["updates"][row][real])
     with pytest.raises(ValueError, match="--vocab"):
-        load_depth_model(str(checkpoint))
+        load_depth_reader(str(checkpoint))
     with pytest.raises(FileNotFoundError, match="no such file"):
-        load_depth_model(str(tmp_path / "missing"))
+        load_depth_reader(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="tokenizer"):
-        load_depth_model(path)
+        load_depth_reader(path)
     assert os.path.isdir(setup.version_dir)

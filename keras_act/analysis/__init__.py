@@ -20,8 +20,8 @@ Example:
 ```python
 from keras_act import analysis
 
-depth_model = analysis.load_depth_model("runs/pretrain/preset")
-for depth in analysis.sentence_depths(depth_model, ["The cat sat on the mat."]):
+depth_reader = analysis.load_depth_reader("runs/pretrain/preset")
+for depth in analysis.sentence_depths(depth_reader, ["The cat sat on the mat."]):
     print(analysis.format_depth_table(depth))
 ```
 """
@@ -37,8 +37,12 @@ from keras_act.lazy_imports import lazy_attributes
 
 if TYPE_CHECKING:
     from keras_act.analysis.corpus import corpus_depth_statistics, masked_examples
-    from keras_act.analysis.depth_models import DepthModel, KerasDepthModel, SavedModelDepthModel
-    from keras_act.analysis.loading import load_depth_model
+    from keras_act.analysis.depth_readers import (
+        DepthReader,
+        KerasDepthReader,
+        SavedModelDepthReader,
+    )
+    from keras_act.analysis.loading import load_depth_reader
     from keras_act.analysis.plots import (
         plot_category_histograms,
         plot_depth_heatmap,

@@ -158,13 +158,13 @@ def _one_line(error):
     return lines[0] if lines else type(error).__name__
 
 
-def heatmap_sentences(documents, count, min_tokens=6, max_tokens=28, depth_model=None):
+def heatmap_sentences(documents, count, min_tokens=6, max_tokens=28, depth_reader=None):
     """The first `count` corpus sentences of `min_tokens` to `max_tokens` pieces."""
     sentences = [s for document in documents for s in document]
     chosen = []
     for start in range(0, len(sentences), 64):
         batch = sentences[start : start + 64]
-        for sentence, ids in zip(batch, depth_model.tokenize(batch), strict=True):
+        for sentence, ids in zip(batch, depth_reader.tokenize(batch), strict=True):
             if min_tokens <= len(ids) <= max_tokens:
                 chosen.append(sentence)
                 if len(chosen) == count:
@@ -174,7 +174,7 @@ def heatmap_sentences(documents, count, min_tokens=6, max_tokens=28, depth_model
 
 def run(args):
     from keras_act.analysis.corpus import EmptyCorpusError, corpus_depth_statistics
-    from keras_act.analysis.loading import load_depth_model
+    from keras_act.analysis.loading import load_depth_reader
     from keras_act.analysis.plots import (
         plot_category_histograms,
         plot_depth_heatmap,
@@ -184,16 +184,16 @@ def run(args):
     from keras_act.analysis.sentence_depth import format_depth_table, sentence_depths
 
     try:
-        depth_model = load_depth_model(args.model, vocab=args.vocab)
+        depth_reader = load_depth_reader(args.model, vocab=args.vocab)
     except Exception as error:  # any failure to load is a setup error: one line
         raise SetupError(f"cannot load --model {args.model}: {_one_line(error)}") from error
     sequence_length = args.sequence_length or min(
-        DEFAULT_SEQUENCE_LENGTH, depth_model.max_sequence_length
+        DEFAULT_SEQUENCE_LENGTH, depth_reader.max_sequence_length
     )
-    if sequence_length > depth_model.max_sequence_length:
+    if sequence_length > depth_reader.max_sequence_length:
         raise SetupError(
             f"--sequence-length {sequence_length} exceeds the model's max_sequence_length "
-            f"{depth_model.max_sequence_length} (leave it out to use the model's)"
+            f"{depth_reader.max_sequence_length} (leave it out to use the model's)"
         )
     if args.out:
         try:
@@ -201,13 +201,13 @@ def run(args):
         except OSError as error:
             raise SetupError(f"cannot create --out {args.out}: {error.strerror}") from error
 
-    depths = sentence_depths(depth_model, args.text) if args.text else []
+    depths = sentence_depths(depth_reader, args.text) if args.text else []
     if depths:
         if args.json:
             print(json.dumps([d.to_dict() for d in depths], indent=2))
         else:
             for depth in depths:
-                print(format_depth_table(depth, max_layers=depth_model.max_layers))
+                print(format_depth_table(depth, max_layers=depth_reader.max_layers))
                 print()
 
     if args.corpus:
@@ -220,7 +220,7 @@ def run(args):
         start = time.time()
         try:
             statistics = corpus_depth_statistics(
-                depth_model,
+                depth_reader,
                 documents,
                 sequence_length=sequence_length,
                 max_predictions=args.max_predictions,
@@ -232,7 +232,7 @@ def run(args):
             )
         except EmptyCorpusError as error:
             raise SetupError(f"--corpus {' '.join(args.corpus)}: {error}") from error
-        truncated = getattr(depth_model, "truncated_sentences", 0)
+        truncated = getattr(depth_reader, "truncated_sentences", 0)
         if truncated:
             print(
                 f"{PROG}: warning: {truncated} sentence(s) have a single word longer than the "
@@ -249,7 +249,7 @@ def run(args):
             sequence_length=sequence_length,
             seed=args.seed,
             ngram_masking=args.ngram_masking,
-            max_layers=depth_model.max_layers,
+            max_layers=depth_reader.max_layers,
             truncated_sentences=truncated,
         )
         paper_means = PAPER_MEAN_UPDATES[args.paper] if args.paper else None
@@ -258,13 +258,13 @@ def run(args):
         )
         plot_depth_profiles(statistics, os.path.join(args.out, PROFILES_FILE))
         if not depths:
-            chosen = heatmap_sentences(documents, args.heatmap_sentences, depth_model=depth_model)
-            depths = sentence_depths(depth_model, chosen) if chosen else []
+            chosen = heatmap_sentences(documents, args.heatmap_sentences, depth_reader=depth_reader)
+            depths = sentence_depths(depth_reader, chosen) if chosen else []
         print(statistics_markdown(statistics, paper=args.paper))
         print(f"{statistics.num_examples} examples analysed in {seconds:.1f} s; wrote {args.out}")
 
     if args.out and depths:
-        plot_depth_heatmap(depths, os.path.join(args.out, HEATMAP_FILE), max_layers=depth_model.max_layers)
+        plot_depth_heatmap(depths, os.path.join(args.out, HEATMAP_FILE), max_layers=depth_reader.max_layers)
         with open(os.path.join(args.out, SENTENCES_FILE), "w", encoding="utf-8") as file:
             json.dump([d.to_dict() for d in depths], file, indent=2)
     return depths

@@ -10,7 +10,7 @@ are aggregated by `DepthStatistics`.
 import numpy as np
 import tensorflow as tf
 
-from keras_act.analysis.sentence_depth import as_depth_model
+from keras_act.analysis.sentence_depth import as_depth_reader
 from keras_act.analysis.statistics import DEFAULT_FREQUENCY_EDGES, DepthStatistics
 
 
@@ -19,18 +19,18 @@ class EmptyCorpusError(ValueError):
 
 
 class _RaggedTokenizer:
-    """Adapts `DepthModel.tokenize` to the tokenizer `tokenize_documents` calls."""
+    """Adapts `DepthReader.tokenize` to the tokenizer `tokenize_documents` calls."""
 
-    def __init__(self, depth_model):
-        self.depth_model = depth_model
+    def __init__(self, depth_reader):
+        self.depth_reader = depth_reader
 
     def __call__(self, sentences):
         texts = [s.decode("utf-8") for s in sentences.numpy().tolist()]
-        return tf.ragged.constant(self.depth_model.tokenize(texts), dtype=tf.int32, ragged_rank=1)
+        return tf.ragged.constant(self.depth_reader.tokenize(texts), dtype=tf.int32, ragged_rank=1)
 
 
 def masked_examples(
-    depth_model,
+    depth_reader,
     documents,
     sequence_length=128,
     max_predictions=None,
@@ -41,7 +41,7 @@ def masked_examples(
     """The pre-training examples of `documents`, each masked once.
 
     Args:
-        depth_model: a `DepthModel` (its tokenizer and special ids are used).
+        depth_reader: a `DepthReader` (its tokenizer and special ids are used).
         documents: a list of documents, each a list of sentence strings
             (`keras_act.data.text_corpus.read_documents`).
         sequence_length: int, packed length. Defaults to 128.
@@ -60,17 +60,17 @@ def masked_examples(
     from keras_act.data.pretraining_dataset import pretraining_dataset
     from keras_act.data.sentence_order import create_sop_instances, tokenize_documents
 
-    if sequence_length > depth_model.max_sequence_length:
+    if sequence_length > depth_reader.max_sequence_length:
         raise ValueError(
             f"`sequence_length`={sequence_length} exceeds the model's maximum "
-            f"sequence length {depth_model.max_sequence_length}."
+            f"sequence length {depth_reader.max_sequence_length}."
         )
     max_predictions = max_predictions or max(1, int(round(sequence_length * 0.15)))
-    tokenized = tokenize_documents(documents, _RaggedTokenizer(depth_model), batch_size=256)
+    tokenized = tokenize_documents(documents, _RaggedTokenizer(depth_reader), batch_size=256)
     if not tokenized:
         raise EmptyCorpusError("the corpus has no sentence with a token")
     ids = np.concatenate([sentence for document in tokenized for sentence in document])
-    token_frequencies = np.bincount(ids, minlength=depth_model.vocabulary_size)
+    token_frequencies = np.bincount(ids, minlength=depth_reader.vocabulary_size)
     try:
         instances = create_sop_instances(tokenized, sequence_length, seed=seed)
     except ValueError as error:
@@ -82,12 +82,12 @@ def masked_examples(
         instances,
         sequence_length,
         max_predictions,
-        depth_model.vocabulary_size,
+        depth_reader.vocabulary_size,
         seed=seed,
-        cls_token_id=depth_model.cls_token_id,
-        sep_token_id=depth_model.sep_token_id,
-        pad_token_id=depth_model.pad_token_id,
-        mask_token_id=depth_model.mask_token_id,
+        cls_token_id=depth_reader.cls_token_id,
+        sep_token_id=depth_reader.sep_token_id,
+        pad_token_id=depth_reader.pad_token_id,
+        mask_token_id=depth_reader.mask_token_id,
         max_ngram=max_ngram,
         shuffle=False,
     ).take(count)
@@ -112,7 +112,7 @@ def corpus_depth_statistics(
     """Depth statistics of a model over a corpus, MLM masking applied.
 
     Args:
-        model: a `DepthModel`, or an `AlbertActBackbone` with its
+        model: a `DepthReader`, or an `AlbertActBackbone` with its
             `tokenizer`.
         documents: a list of documents, each a list of sentence strings.
         tokenizer: the tokenizer of a backbone `model`.
@@ -130,13 +130,13 @@ def corpus_depth_statistics(
 
     ```python
     documents = read_documents(["heldout.txt"])
-    statistics = corpus_depth_statistics(load_depth_model("runs/x/preset"), documents)
+    statistics = corpus_depth_statistics(load_depth_reader("runs/x/preset"), documents)
     statistics.means()["mask_mask"]
     ```
     """
-    depth_model = as_depth_model(model, tokenizer)
+    depth_reader = as_depth_reader(model, tokenizer)
     dataset, token_frequencies = masked_examples(
-        depth_model,
+        depth_reader,
         documents,
         sequence_length=sequence_length,
         max_predictions=max_predictions,
@@ -147,15 +147,15 @@ def corpus_depth_statistics(
     statistics = DepthStatistics(
         token_frequencies=token_frequencies,
         frequency_edges=frequency_edges,
-        cls_token_id=depth_model.cls_token_id,
-        sep_token_id=depth_model.sep_token_id,
-        mask_token_id=depth_model.mask_token_id,
-        max_layers=depth_model.max_layers,
+        cls_token_id=depth_reader.cls_token_id,
+        sep_token_id=depth_reader.sep_token_id,
+        mask_token_id=depth_reader.mask_token_id,
+        max_layers=depth_reader.max_layers,
     )
     total = int(dataset.cardinality())
     done = 0
     for features, targets in dataset.batch(batch_size).as_numpy_iterator():
-        outputs = depth_model.run(
+        outputs = depth_reader.run(
             features["token_ids"], features["segment_ids"], features["padding_mask"]
         )
         statistics.update(features, targets, outputs["updates"])

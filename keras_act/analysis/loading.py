@@ -1,12 +1,12 @@
-"""`load_depth_model`: a depth model from whatever is on disk."""
+"""`load_depth_reader`: a depth reader from whatever is on disk."""
 
 import os
 
-from keras_act.analysis.depth_models import KerasDepthModel, SavedModelDepthModel
+from keras_act.analysis.depth_readers import KerasDepthReader, SavedModelDepthReader
 from keras_act.model_loading import albert_act_backbone_of, load_model, saved_model_version
 
 
-def load_depth_model(path, vocab=None):
+def load_depth_reader(path, vocab=None):
     """Loads a model for depth analysis (`keras_act.model_loading.load_model`).
 
     Args:
@@ -26,19 +26,19 @@ def load_depth_model(path, vocab=None):
             `.keras` backbone); ignored for a SavedModel, which has its own.
 
     Returns:
-        A `KerasDepthModel` or a `SavedModelDepthModel`.
+        A `KerasDepthReader` or a `SavedModelDepthReader`.
 
     Example:
 
     ```python
-    depth_model = load_depth_model("runs/pretrain/preset")
-    depth_model = load_depth_model("albert-act-base/", vocab="spiece.model")
+    depth_reader = load_depth_reader("runs/pretrain/preset")
+    depth_reader = load_depth_reader("albert-act-base/", vocab="spiece.model")
     ```
     """
     path = os.fspath(path)
     version_dir = saved_model_version(path)
     if version_dir is not None:
-        return SavedModelDepthModel(version_dir)
+        return SavedModelDepthReader(version_dir)
     model, preprocessing = load_model(path, vocab=vocab, require_preprocessing=True)
     tokenizer = getattr(preprocessing, "tokenizer", preprocessing)
-    return KerasDepthModel(albert_act_backbone_of(model, path), tokenizer)
+    return KerasDepthReader(albert_act_backbone_of(model, path), tokenizer)

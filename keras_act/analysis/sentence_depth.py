@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_act.analysis.depth_models import DepthModel, KerasDepthModel
+from keras_act.analysis.depth_readers import DepthReader, KerasDepthReader
 
 
 @dataclasses.dataclass
@@ -62,23 +62,23 @@ class SentenceDepth:
         }
 
 
-def as_depth_model(model, tokenizer=None):
-    """A `DepthModel` from a depth model, or a backbone and its tokenizer."""
-    if isinstance(model, DepthModel):
+def as_depth_reader(model, tokenizer=None):
+    """A `DepthReader` from a depth reader, or a backbone and its tokenizer."""
+    if isinstance(model, DepthReader):
         return model
     if tokenizer is None:
         raise ValueError(
             f"A {type(model).__name__} needs its `tokenizer` (an AlbertActTokenizer) "
             "for depth analysis."
         )
-    return KerasDepthModel(model, tokenizer)
+    return KerasDepthReader(model, tokenizer)
 
 
 def sentence_depths(model, sentences, tokenizer=None):
     """Per-token depth of each sentence, packed as `[CLS] sentence [SEP]`.
 
     Args:
-        model: a `DepthModel` (`load_depth_model`), or an
+        model: a `DepthReader` (`load_depth_reader`), or an
             `AlbertActBackbone` given with its `tokenizer`.
         sentences: a str or a list of str.
         tokenizer: the `AlbertActTokenizer` of a backbone `model`.
@@ -95,13 +95,13 @@ def sentence_depths(model, sentences, tokenizer=None):
     print(keras_act.analysis.format_depth_table(depths[0]))
     ```
     """
-    depth_model = as_depth_model(model, tokenizer)
+    depth_reader = as_depth_reader(model, tokenizer)
     if isinstance(sentences, (str, bytes)):
         sentences = [sentences]
     sentences = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in sentences]
     if not sentences:
         return []
-    outputs = depth_model.run_texts(sentences)
+    outputs = depth_reader.run_texts(sentences)
     result = []
     for row, text in enumerate(sentences):
         real = outputs["padding_mask"][row].astype(bool)

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_act.analysis.depth_models import KerasDepthModel
+from keras_act.analysis.depth_readers import KerasDepthReader
 from keras_act.analysis.plots import (
     plot_category_histograms,
     plot_depth_heatmap,
@@ -13,17 +13,17 @@ from keras_act.analysis.report import category_table_markdown
 from keras_act.analysis.sentence_depth import depth_table_markdown, sentence_depths
 from keras_act.analysis.statistics import DepthStatistics
 
-# The depth model of the last backbone seen: its traced function is reused at
+# The depth reader of the last backbone seen: its traced function is reused at
 # every summary step (one entry, so that at most one old model is kept alive).
-_LAST_DEPTH_MODEL = {}
+_LAST_DEPTH_READER = {}
 
 
-def _depth_model(backbone, tokenizer):
+def _depth_reader(backbone, tokenizer):
     key = (id(backbone), id(tokenizer))
-    if key not in _LAST_DEPTH_MODEL:
-        _LAST_DEPTH_MODEL.clear()
-        _LAST_DEPTH_MODEL[key] = KerasDepthModel(backbone, tokenizer)
-    return _LAST_DEPTH_MODEL[key]
+    if key not in _LAST_DEPTH_READER:
+        _LAST_DEPTH_READER.clear()
+        _LAST_DEPTH_READER[key] = KerasDepthReader(backbone, tokenizer)
+    return _LAST_DEPTH_READER[key]
 
 
 def _image(figure):
@@ -67,7 +67,7 @@ def write_depth_summaries(
     write_depth_summaries(writer, backbone, tokenizer, ["The cat sat."], step, examples=batch)
     ```
     """
-    depths = sentence_depths(_depth_model(backbone, tokenizer), list(sentences))
+    depths = sentence_depths(_depth_reader(backbone, tokenizer), list(sentences))
     max_layers = int(backbone.max_layers)
     with writer.as_default(step=step):
         if depths:

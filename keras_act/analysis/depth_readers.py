@@ -1,10 +1,10 @@
-"""Depth models: one interface over a Keras backbone and an exported SavedModel.
+"""Depth readers: the per-token depth of a Keras backbone or an exported SavedModel.
 
 The analysis needs three things from a model: tokenize text, run packed
 token ids, and read back how many layers each token used. A
-`KerasDepthModel` wraps an `AlbertActBackbone` and its tokenizer (and also
+`KerasDepthReader` wraps an `AlbertActBackbone` and its tokenizer (and also
 reads the remainders and the cumulative halting probability of the ACT
-layer); a `SavedModelDepthModel` wraps a version folder written by
+layer); a `SavedModelDepthReader` wraps a version folder written by
 `keras_act.export.export_saved_model` and reads its `updates` output (the
 SavedModel exposes neither remainders nor halting probabilities).
 """
@@ -23,7 +23,7 @@ def _decode(piece):
     return piece.decode("utf-8", errors="replace") if isinstance(piece, bytes) else str(piece)
 
 
-class DepthModel:
+class DepthReader:
     """Base class: the per-token depth of a model, as numpy arrays.
 
     Subclasses set the attributes below and implement `tokenize`, `run` and
@@ -68,13 +68,28 @@ class DepthModel:
         Returns:
             The dict of `run`, plus int32 `token_ids` and `padding_mask`
             `[batch, seq]`, and `step_halting_probabilities` (see
-            `KerasDepthModel.step_halting_probabilities`; `None` when
+            `KerasDepthReader.step_halting_probabilities`; `None` when
             `has_halting` is false).
         """
         raise NotImplementedError
 
+    def pack_texts(self, sentences):
+        """`[CLS] pieces [SEP]` of each sentence, cut to `max_sequence_length`.
 
-class KerasDepthModel(DepthModel):
+        Returns:
+            int32 `(token_ids, padding_mask)` `[batch, seq]`, padded to the
+            longest sentence.
+        """
+        return _pack(
+            self.tokenize(sentences),
+            self.max_sequence_length,
+            self.cls_token_id,
+            self.sep_token_id,
+            self.pad_token_id,
+        )
+
+
+class KerasDepthReader(DepthReader):
     """The depth of an `AlbertActBackbone` with its `AlbertActTokenizer`.
 
     The backbone's own graph is run, with the ACT layer's cumulative halting
@@ -88,8 +103,8 @@ class KerasDepthModel(DepthModel):
     Example:
 
     ```python
-    depth_model = KerasDepthModel(backbone, tokenizer)
-    depth_model.run_texts(["The quick brown fox."])["updates"]
+    depth_reader = KerasDepthReader(backbone, tokenizer)
+    depth_reader.run_texts(["The quick brown fox."])["updates"]
     ```
     """
 
@@ -147,13 +162,7 @@ class KerasDepthModel(DepthModel):
         return np.where(steps < updates[..., None], probabilities, np.nan).astype(np.float32)
 
     def run_texts(self, sentences):
-        token_ids, padding_mask = _pack(
-            self.tokenize(sentences),
-            self.max_sequence_length,
-            self.cls_token_id,
-            self.sep_token_id,
-            self.pad_token_id,
-        )
+        token_ids, padding_mask = self.pack_texts(sentences)
         segment_ids = np.zeros_like(token_ids)
         outputs = self.run(token_ids, segment_ids, padding_mask)
         outputs.update(
@@ -214,7 +223,7 @@ def _step_halting_function(backbone):
     return call
 
 
-class SavedModelDepthModel(DepthModel):
+class SavedModelDepthReader(DepthReader):
     """The depth of a SavedModel written by `keras_act.export`.
 
     Text is tokenized by the `serving_default` signature (raw strings
@@ -239,8 +248,8 @@ class SavedModelDepthModel(DepthModel):
     Example:
 
     ```python
-    depth_model = SavedModelDepthModel("saved_models/albert_act_demo/1")
-    depth_model.run_texts(["The quick brown fox."])["updates"]
+    depth_reader = SavedModelDepthReader("saved_models/albert_act_demo/1")
+    depth_reader.run_texts(["The quick brown fox."])["updates"]
     ```
     """
 
@@ -339,14 +348,8 @@ class SavedModelDepthModel(DepthModel):
 
     def run_texts(self, sentences):
         if self.can_run_token_ids:
-            # Packed as `KerasDepthModel.run_texts`: up to the model's length.
-            token_ids, padding_mask = _pack(
-                self.tokenize(sentences),
-                self.max_sequence_length,
-                self.cls_token_id,
-                self.sep_token_id,
-                self.pad_token_id,
-            )
+            # Packed as `KerasDepthReader.run_texts`: up to the model's length.
+            token_ids, padding_mask = self.pack_texts(sentences)
             result = self.run(token_ids, np.zeros_like(token_ids), padding_mask)
         else:
             outputs = self._call_text(sentences)
