@@ -97,3 +97,35 @@ def check_positive_flags(parser, args, names):
             check_positive_int(name, getattr(args, name), allow_none=True)
         except ValueError:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def check_int_in_range(name, value, low, high, high_is=None):
+    """Raise a `ValueError` naming `name` unless `value` is an int in `[low, high]`.
+
+    Booleans are refused.
+
+    Args:
+        name: str. The argument's name, as the user wrote it.
+        value: the value received.
+        low: int, the smallest value accepted.
+        high: int, the largest value accepted.
+        high_is: optional str, what `high` is (said in the message).
+
+    Returns:
+        `value`, unchanged.
+
+    Example:
+
+    >>> check_int_in_range("top_k", 5, 1, 100, high_is="the vocabulary")
+    5
+    >>> check_int_in_range("top_k", 0, 1, 100, high_is="the vocabulary")
+    Traceback (most recent call last):
+    ...
+    ValueError: `top_k` must be an int in [1, 100] (the vocabulary). Received: top_k=0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        said = f" ({high_is})" if high_is else ""
+        raise ValueError(
+            f"`{name}` must be an int in [{low}, {high}]{said}. Received: {name}={value!r}"
+        )
+    return value

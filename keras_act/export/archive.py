@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_act.checks import check_int_in_range
 from keras_act.export import atomic, warmup
 from keras_act.export.heads import serving_head_for
 from keras_act.export.signatures import (
@@ -193,14 +194,10 @@ def resolve_preprocessor(model, preprocessor_or_tokenizer, sequence_length=None)
                 "AlbertActTokenizer or AlbertActPreprocessor as `preprocessor_or_tokenizer`."
             )
     max_length = _max_sequence_length(model)
-    if sequence_length is not None and (
-        isinstance(sequence_length, bool)
-        or not isinstance(sequence_length, int)
-        or not 3 <= sequence_length <= max_length
-    ):
-        raise ValueError(
-            f"`sequence_length` must be an int in [3, {max_length}] (the model's "
-            f"max_sequence_length). Received: sequence_length={sequence_length!r}"
+    if sequence_length is not None:
+        check_int_in_range(
+            "sequence_length", sequence_length, 3, max_length,
+            high_is="the model's max_sequence_length",
         )
     if isinstance(value, AlbertActTokenizer):
         preprocessor = AlbertActPreprocessor(value, sequence_length=sequence_length or max_length)

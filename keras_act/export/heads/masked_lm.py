@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_act.checks import check_int_in_range
 from keras_act.export.heads.base import ServingHead, vocabulary_table
 
 
@@ -39,15 +40,7 @@ class MaskedLMHead(ServingHead):
     def __init__(self, model, tokenizer, top_k=5):
         super().__init__(model, tokenizer, top_k=top_k)
         vocabulary_size = model.backbone.vocabulary_size
-        if (
-            isinstance(top_k, bool)
-            or not isinstance(top_k, int)
-            or not 1 <= top_k <= vocabulary_size
-        ):
-            raise ValueError(
-                f"`top_k` must be an int in [1, {vocabulary_size}] (the vocabulary). "
-                f"Received: top_k={top_k!r}"
-            )
+        check_int_in_range("top_k", top_k, 1, vocabulary_size, high_is="the vocabulary")
         self.mask_token_id = tokenizer.mask_token_id
         self.pieces = vocabulary_table(tokenizer, vocabulary_size)
 
