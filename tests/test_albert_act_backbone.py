@@ -1,9 +1,12 @@
 """`AlbertActBackbone`: outputs, presets, saving, and bad input."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras_hub.src.tests.test_case import TestCase
 
 import keras_act
 from tests.helpers import tiny_backbone_config
@@ -339,3 +342,51 @@ def test_sequence_length_zero_is_a_clear_error(backbone, mode):
     with pytest.raises(tf.errors.InvalidArgumentError, match="sequence length is 0") as error:
         call(inputs)
     assert "2, 0" in str(error.value).replace("[2 0]", "2, 0")
+
+
+# === keras-hub's own test harness ===
+
+# Smaller than TINY: the harness builds the backbone a dozen times.
+HARNESS_CONFIG = tiny_backbone_config(
+    300, embedding_dim=4, hidden_dim=8, num_heads=2, intermediate_dim=16, max_layers=3
+)
+
+
+class BackboneHarnessTest(TestCase):
+    def test_backbone_harness(self):
+        self.run_backbone_test(
+            cls=keras_act.AlbertActBackbone,
+            init_kwargs=dict(HARNESS_CONFIG),
+            input_data=make_inputs(),
+            expected_output_shape={
+                "sequence_output": (2, 12, 8),
+                "pooled_output": (2, 8),
+                "updates": (2, 12),
+                "remainders": (2, 12),
+            },
+            # Not applicable: `updates` and `remainders` stay float32 under a
+            # float16 policy (test_mixed_precision_backbone checks the rest).
+            run_mixed_precision_check=False,
+            # Run by tests/test_keras_hub_conventions.py::QuantizationHarnessTest.
+            run_quantization_check=False,
+        )
+
+    def test_model_saving_harness(self):
+        self.run_model_saving_test(
+            cls=keras_act.AlbertActBackbone,
+            init_kwargs=dict(HARNESS_CONFIG),
+            input_data=make_inputs(),
+        )
+
+    def test_preset_harness(self):
+        keras.utils.set_random_seed(0)
+        original = keras_act.AlbertActBackbone(**HARNESS_CONFIG)
+        preset = os.path.join(self.get_temp_dir(), "preset")
+        original.save_to_preset(preset)
+        # Unknown presets raise; the preset's weights give the same outputs.
+        self.run_preset_test(
+            cls=keras_act.AlbertActBackbone,
+            preset=preset,
+            input_data=make_inputs(),
+            expected_output=original(make_inputs()),
+        )

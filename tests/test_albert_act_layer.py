@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras_hub.src.tests.test_case import TestCase
 
 import keras_act
 from keras_act.layers.halting import halting_step
@@ -279,3 +280,34 @@ def test_wrong_hidden_size_is_a_clear_error():
     layer = keras_act.AlbertAct(**CONFIG)
     with pytest.raises(ValueError, match="hidden_dim"):
         layer(np.zeros((1, 4, 16), "float32"))
+
+
+# === keras-hub's own test harness ===
+
+
+class AlbertActHarnessTest(TestCase):
+    def test_layer_harness(self):
+        rng = np.random.default_rng(0)
+        self.run_layer_test(
+            cls=keras_act.AlbertAct,
+            init_kwargs=dict(hidden_dim=8, num_heads=2, intermediate_dim=16, max_layers=3),
+            input_data={
+                "hidden_states": rng.normal(size=(2, 5, 8)).astype("float32"),
+                "padding_mask": np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32"),
+            },
+            expected_output_shape={
+                "sequence_output": (2, 5, 8),
+                "updates": (2, 5),
+                "remainders": (2, 5),
+                "halting_probability": (2, 5),
+            },
+            # The block's attention (8), feed-forward (4), two layer norms
+            # (4) and the halting unit (2).
+            expected_num_trainable_weights=18,
+            # Not applicable: the halting outputs stay float32 under a
+            # float16 policy (test_mixed_precision_keeps_halting_in_float32).
+            run_precision_checks=False,
+            # Its XLA-compiled fit takes minutes on CPU; the backbone's
+            # test_fit_step_with_jit_compile trains the same loop under XLA.
+            run_training_check=False,
+        )

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_act.models.albert_act_task import NO_WEIGHT_DECAY
+
 OPTIMIZERS = ("lamb", "adamw")
 
 
@@ -95,7 +97,7 @@ def create_optimizer(
         )
     else:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     if loss_scaling:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

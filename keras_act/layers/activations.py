@@ -1,7 +1,11 @@
 """Activation names of ALBERT configs, resolved to Keras functions."""
 
 import keras
-from keras_hub.src.utils.keras_utils import gelu_approximate
+
+
+def gelu_approximate(x):
+    """GELU with the tanh approximation (Hugging Face's `"gelu_new"`)."""
+    return keras.activations.gelu(x, approximate=True)
 
 
 def gelu_exact(x):

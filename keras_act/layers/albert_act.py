@@ -3,9 +3,11 @@
 import keras
 import tensorflow as tf
 
+from keras_act.checks import check_positive_int
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
 from keras_act.layers.halting import HaltingDense, halting_step, record_iteration, should_continue
+from keras_act.layers.initializers import albert_act_kernel_initializer, clone_initializer
 from keras_act.layers.skip_halted_loop import skip_halted_loop
 from keras_act.layers.xla_context import inside_xla_context
 
@@ -18,14 +20,6 @@ ITERATION_KEYS = (
     "iteration_remainders",
     "iteration_updates",
 )
-
-
-def albert_act_kernel_initializer(stddev=0.02):
-    return keras.initializers.TruncatedNormal(stddev=stddev)
-
-
-def _clone(initializer):
-    return keras.initializers.get(keras.initializers.serialize(initializer))
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
@@ -133,6 +127,7 @@ class AlbertAct(keras.layers.Layer):
 
     Example:
 
+    >>> import keras_act
     >>> import numpy as np
     >>> layer = keras_act.AlbertAct(
     ...     hidden_dim=32, num_heads=4, intermediate_dim=64, max_layers=6
@@ -158,10 +153,10 @@ class AlbertAct(keras.layers.Layer):
         skip_halted=None,
         **kwargs,
     ):
-        _check_positive_int("hidden_dim", hidden_dim)
-        _check_positive_int("num_heads", num_heads)
-        _check_positive_int("intermediate_dim", intermediate_dim)
-        _check_positive_int("max_layers", max_layers)
+        check_positive_int("hidden_dim", hidden_dim)
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("intermediate_dim", intermediate_dim)
+        check_positive_int("max_layers", max_layers)
         if hidden_dim % num_heads != 0:
             raise ValueError(
                 "`hidden_dim` must be divisible by `num_heads`. Received: "
@@ -207,8 +202,8 @@ class AlbertAct(keras.layers.Layer):
             activation=self.activation,
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
-            kernel_initializer=_clone(self.kernel_initializer),
-            bias_initializer=_clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="transformer_block",
         )
@@ -219,7 +214,7 @@ class AlbertAct(keras.layers.Layer):
             "abc,cd->abd",
             output_shape=(None, 1),
             bias_axes="d",
-            kernel_initializer=_clone(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             bias_initializer=self.halting_bias_initializer,
             dtype=self._halting_dtype,
             name="halting_dense",
@@ -461,8 +456,3 @@ def _is_training(training):
     value = tf.get_static_value(training)
     # A training flag only known at run time: the dense path serves both.
     return value is None or bool(value)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")

@@ -4,10 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_act.layers.activations import get_activation
-
-
-def _clone(initializer):
-    return keras.initializers.get(keras.initializers.serialize(initializer))
+from keras_act.layers.initializers import clone_initializer
 
 
 def _matmul_2d(layer, x, activation=None):
@@ -93,8 +90,8 @@ class AlbertBlock(keras.layers.Layer):
             num_heads=self.num_heads,
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
-            kernel_initializer=_clone(self.kernel_initializer),
-            bias_initializer=_clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="self_attention_layer",
         )
@@ -113,8 +110,8 @@ class AlbertBlock(keras.layers.Layer):
             output_shape=(None, self.intermediate_dim),
             bias_axes="d",
             activation=get_activation(self.activation),
-            kernel_initializer=_clone(self.kernel_initializer),
-            bias_initializer=_clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="feedforward_intermediate_dense",
         )
@@ -123,8 +120,8 @@ class AlbertBlock(keras.layers.Layer):
             "abc,cd->abd",
             output_shape=(None, hidden_dim),
             bias_axes="d",
-            kernel_initializer=_clone(self.kernel_initializer),
-            bias_initializer=_clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="feedforward_output_dense",
         )

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_act.checks import check_non_negative_float
+
 
 def ponder_cost(updates, remainders, padding_mask):
     """Per-example ponder cost: mean of `updates + remainders` over real tokens.
@@ -71,14 +73,7 @@ class PonderCost(keras.layers.Layer):
 
     def __init__(self, ponder_weight=1e-3, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(ponder_weight, bool) or not isinstance(ponder_weight, (int, float)):
-            raise ValueError(
-                f"`ponder_weight` must be a number. Received: ponder_weight={ponder_weight!r}"
-            )
-        if ponder_weight < 0:
-            raise ValueError(
-                f"`ponder_weight` must be >= 0. Received: ponder_weight={ponder_weight}"
-            )
+        check_non_negative_float("ponder_weight", ponder_weight)
         self.ponder_weight = float(ponder_weight)
         self.mean_updates = keras.metrics.Mean(name="mean_updates")
         self.built = True

@@ -63,6 +63,7 @@ class DenseProjection:
 
     Example:
 
+    >>> import keras
     >>> layer = keras.layers.EinsumDense("abc,cd->abd", (None, 4), bias_axes="d")
     >>> layer.build((1, 2, 3))
     >>> DenseProjection(layer, 3, "float32")(tf.ones((5, 3))).shape
@@ -95,6 +96,7 @@ class RunningTokenBlock:
 
     Example:
 
+    >>> import keras_act
     >>> block = keras_act.AlbertBlock(num_heads=2, intermediate_dim=8)
     >>> block.build((None, None, 4))
     >>> running = RunningTokenBlock(block, 4)
@@ -110,19 +112,19 @@ class RunningTokenBlock:
         dtype = block.compute_dtype
         self.dtype = dtype
         self.hidden_dim = hidden_dim
-        self.num_heads = attention._num_heads
-        self.head_dim = attention._key_dim
+        self.num_heads = attention.num_heads
+        self.head_dim = attention.key_dim
         self.scale = 1.0 / math.sqrt(float(self.head_dim))
         # Softmax in float32 at least, as Keras' attention.
         self.softmax_dtype = "float64" if dtype == "float64" else "float32"
-        self.query = DenseProjection(attention._query_dense, hidden_dim, dtype)
+        self.query = DenseProjection(attention.query_dense, hidden_dim, dtype)
         # The attention's 1/sqrt(head_dim), folded into the query projection.
         self.query.kernel *= self.scale
         self.query.bias *= self.scale
-        self.key = DenseProjection(attention._key_dense, hidden_dim, dtype)
-        self.value = DenseProjection(attention._value_dense, hidden_dim, dtype)
+        self.key = DenseProjection(attention.key_dense, hidden_dim, dtype)
+        self.value = DenseProjection(attention.value_dense, hidden_dim, dtype)
         self.attention_output = DenseProjection(
-            attention._output_dense, self.num_heads * self.head_dim, dtype
+            attention.output_dense, self.num_heads * self.head_dim, dtype
         )
         self.attention_layer_norm = block._self_attention_layer_norm
         self.intermediate = DenseProjection(

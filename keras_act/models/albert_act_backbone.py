@@ -1,14 +1,16 @@
 """`AlbertActBackbone`: ALBERT embeddings, `AlbertAct` and the pooler."""
 
 import copy
+import json
 import os
 
 import keras
 from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
 from keras_hub.models import Backbone
-from keras_hub.src.utils.preset_utils import CONFIG_FILE, load_json
 
-from keras_act.layers.albert_act import AlbertAct, albert_act_kernel_initializer
+from keras_act.checks import check_non_negative_float, check_positive_int
+from keras_act.layers.albert_act import AlbertAct
+from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast, TokenInputCheck
 from keras_act.models.albert_act_presets import backbone_presets
 
@@ -64,6 +66,7 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
 
     Example:
 
+    >>> import keras_act
     >>> import numpy as np
     >>> backbone = keras_act.AlbertActBackbone(
     ...     vocabulary_size=300, embedding_dim=16, hidden_dim=32,
@@ -103,14 +106,8 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
             ("max_sequence_length", max_sequence_length),
             ("num_segments", num_segments),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"`{name}` must be a positive int. Received: {name}={value!r}"
-                )
-        if ponder_weight < 0:
-            raise ValueError(
-                f"`ponder_weight` must be >= 0. Received: ponder_weight={ponder_weight}"
-            )
+            check_positive_int(name, value)
+        check_non_negative_float("ponder_weight", ponder_weight)
 
         # === Layers ===
         self.input_check = TokenInputCheck(
@@ -275,6 +272,7 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
 
         Example:
 
+        >>> import keras_act
         >>> backbone = keras_act.AlbertActBackbone.from_preset("albert_act_tiny")
         >>> backbone.max_layers
         6
@@ -289,10 +287,11 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
                 f"({', '.join(sorted(backbone_presets))}) nor a directory written "
                 "by `save_to_preset`."
             )
-        if kwargs.get("dtype") is None:
+        if kwargs.get("dtype") is None and os.path.isdir(preset):
             # keras-hub's loader replaces the saved dtype by `None` here, which
             # would rebuild a quantized backbone's layers unquantized.
-            saved = load_json(preset, CONFIG_FILE)["config"].get("dtype")
+            with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
+                saved = json.load(file)["config"].get("dtype")
             if isinstance(saved, dict) and saved.get("class_name") == "DTypePolicyMap":
                 kwargs["dtype"] = keras.dtype_policies.deserialize(saved)
         return super().from_preset(preset, load_weights=load_weights, **kwargs)

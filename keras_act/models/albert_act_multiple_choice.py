@@ -3,14 +3,13 @@
 import keras
 import tensorflow as tf
 
-from keras_act.layers.albert_act import albert_act_kernel_initializer
 from keras_act.models.albert_act_multiple_choice_preprocessor import (
     AlbertActMultipleChoicePreprocessor,
 )
 from keras_act.models.albert_act_task import (
     AlbertActTask,
     argmax_correct,
-    default_optimizer,
+    head_dense,
     sparse_cross_entropy,
 )
 
@@ -65,10 +64,9 @@ class AlbertActMultipleChoice(AlbertActTask):
     Args:
         backbone: an `keras_act.AlbertActBackbone`.
         preprocessor: an `AlbertActMultipleChoicePreprocessor`, or `None`.
-        dropout: float, dropout before the dense layer. Defaults to `0.1`.
-        ponder_weight: float, the weight tau of the ponder cost. Defaults to
-            the backbone's `ponder_weight`.
-        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+        dropout, ponder_weight, **kwargs: as in `AlbertActTask` (dropout
+            before the head, the weight tau of the ponder cost, arguments of
+            `keras_hub.models.Task`).
 
     Returns:
         Called on the features dict (`[batch, num_choices, seq]` each):
@@ -91,75 +89,43 @@ class AlbertActMultipleChoice(AlbertActTask):
 
     preprocessor_cls = AlbertActMultipleChoicePreprocessor
 
-    def __init__(self, backbone, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs):
-        self._check_backbone(backbone, preprocessor)
-
-        # === Layers ===
-        self.backbone = backbone
-        self.preprocessor = preprocessor
+    def make_head_layers(self, backbone):
         self.flatten_choices = FlattenChoices(dtype=backbone.dtype_policy, name="flatten_choices")
         self.unflatten_choices = UnflattenChoices(
             dtype=backbone.dtype_policy, name="unflatten_choices"
         )
         self.unflatten_depth = UnflattenChoices(dtype="float32", name="unflatten_depth")
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            1,
-            kernel_initializer=albert_act_kernel_initializer(),
-            dtype=backbone.dtype_policy,
-            name="choice_score",
-        )
+        self.output_dense = head_dense(1, backbone, name="choice_score")
 
-        # === Functional Model ===
+    def backbone_graph(self):
+        # Each (prompt, choice) pair runs through the backbone as one sequence.
         inputs = {
             name: keras.Input(shape=(None, None), dtype="int32", name=name)
             for name in ("token_ids", "segment_ids", "padding_mask")
         }
-        outputs = backbone({name: self.flatten_choices(value) for name, value in inputs.items()})
+        outputs = self.backbone(
+            {name: self.flatten_choices(value) for name, value in inputs.items()}
+        )
         depth = {
             name: self.unflatten_depth(outputs[name], inputs["padding_mask"])
             for name in ("updates", "remainders")
         }
-        pooled = self._ponder(
-            outputs["pooled_output"], depth, inputs["padding_mask"], ponder_weight
-        )
-        scores = self.output_dense(self.output_dropout(pooled))  # [batch * choices, 1]
-        logits = self.unflatten_choices(scores, inputs["padding_mask"])[:, :, 0]
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self._build_depth_model(inputs, logits)
+        return inputs, outputs, depth
 
-        # === Config ===
-        self.dropout = dropout
+    def head(self, features, inputs):
+        scores = self.output_dense(features)  # [batch * choices, 1]
+        return self.unflatten_choices(scores, inputs["padding_mask"])[:, :, 0]
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compiles with fine-tuning defaults.
+    def default_loss(self):
+        """Sparse categorical cross-entropy over the choices, from logits."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-        Args:
-            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
-                except on layer norms and biases, global clipnorm 1) or an
-                optimizer.
-            loss: `"auto"` (sparse categorical cross-entropy over the choices,
-                from logits) or a loss; the ponder cost is added in any case.
-            metrics: `"auto"` (sparse categorical accuracy) or a list.
-            **kwargs: other arguments of `keras.Model.compile`.
-        """
-        if optimizer == "auto":
-            optimizer = default_optimizer()
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def default_metrics(self):
+        """Sparse categorical accuracy."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def per_example_loss(self, y, logits):
         return sparse_cross_entropy(y, logits)
 
     def per_example_statistics(self, y, logits):
         return {"correct": argmax_correct(y, logits)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dropout": self.dropout, "ponder_weight": self.ponder_weight})
-        return config

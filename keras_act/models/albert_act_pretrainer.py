@@ -6,8 +6,10 @@ from keras_hub.layers import MaskedLMHead
 
 from keras_act.depth_categories import depth_category_masks, depth_category_sums
 from keras_act.layers.activations import get_activation
-from keras_act.layers.albert_act import albert_act_kernel_initializer
+from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast
+from keras_act.layers.ponder_cost import ponder_cost
+from keras_act.models.albert_act_task import head_dense
 
 
 @keras.saving.register_keras_serializable(package="keras_act")
@@ -46,6 +48,7 @@ class AlbertActPretrainer(LosslessInputCast, keras.Model):
 
     Example:
 
+    >>> import keras_act
     >>> import numpy as np
     >>> backbone = keras_act.AlbertActBackbone.from_preset("albert_act_tiny")
     >>> pretrainer = keras_act.AlbertActPretrainer(backbone)
@@ -75,12 +78,7 @@ class AlbertActPretrainer(LosslessInputCast, keras.Model):
         self.sop_dropout = keras.layers.Dropout(
             sop_dropout, dtype=backbone.dtype_policy, name="sop_dropout"
         )
-        self.sop_head = keras.layers.Dense(
-            2,
-            kernel_initializer=albert_act_kernel_initializer(),
-            dtype=backbone.dtype_policy,
-            name="sop_head",
-        )
+        self.sop_head = head_dense(2, backbone, name="sop_head")
 
         # === Functional Model ===
         inputs = dict(backbone.input)
@@ -147,14 +145,12 @@ class AlbertActPretrainer(LosslessInputCast, keras.Model):
         sop_correct = tf.cast(
             tf.equal(tf.argmax(sop_logits, -1, output_type=tf.int32), sop_label), tf.float32
         )
-        real = tf.cast(features["padding_mask"], tf.float32)
-        ponder = tf.reduce_sum((outputs["updates"] + outputs["remainders"]) * real, axis=1)
-        ponder_cost = ponder / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
+        cost = ponder_cost(outputs["updates"], outputs["remainders"], features["padding_mask"])
         return {
-            "loss": mlm_loss + sop_loss + self.ponder_weight * ponder_cost,
+            "loss": mlm_loss + sop_loss + self.ponder_weight * cost,
             "mlm_loss": mlm_loss,
             "sop_loss": sop_loss,
-            "ponder_cost": ponder_cost,
+            "ponder_cost": cost,
             "mlm_correct": mlm_correct,
             "mlm_count": mlm_count,
             "sop_correct": sop_correct,

@@ -3,11 +3,11 @@
 import keras
 import tensorflow as tf
 
-from keras_act.layers.albert_act import albert_act_kernel_initializer
+from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.models.albert_act_question_answerer_preprocessor import (
     AlbertActQuestionAnswererPreprocessor,
 )
-from keras_act.models.albert_act_task import AlbertActTask, default_optimizer
+from keras_act.models.albert_act_task import AlbertActTask
 
 # Added to the span logits of padding: no span starts or ends there.
 _PADDING_LOGIT = -1e4
@@ -133,10 +133,9 @@ class AlbertActQuestionAnswerer(AlbertActTask):
     Args:
         backbone: an `keras_act.AlbertActBackbone`.
         preprocessor: an `AlbertActQuestionAnswererPreprocessor`, or `None`.
-        dropout: float, dropout before the dense layer. Defaults to `0.1`.
-        ponder_weight: float, the weight tau of the ponder cost. Defaults to
-            the backbone's `ponder_weight`.
-        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+        dropout, ponder_weight, **kwargs: as in `AlbertActTask` (dropout
+            before the head, the weight tau of the ponder cost, arguments of
+            `keras_hub.models.Task`).
 
     Returns:
         Called on the features dict: span logits `[batch, seq, 2]`.
@@ -158,62 +157,28 @@ class AlbertActQuestionAnswerer(AlbertActTask):
 
     preprocessor_cls = AlbertActQuestionAnswererPreprocessor
 
-    def __init__(self, backbone, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs):
-        self._check_backbone(backbone, preprocessor)
+    head_input = "sequence_output"
 
-        # === Layers ===
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
+    def make_head_layers(self, backbone):
         self.span_logits = SpanLogits(
             kernel_initializer=albert_act_kernel_initializer(),
             dtype=backbone.dtype_policy,
             name="span_logits",
         )
 
-        # === Functional Model ===
-        inputs = backbone.input
-        outputs = backbone(inputs)
-        sequence = self._ponder(
-            outputs["sequence_output"], outputs, inputs["padding_mask"], ponder_weight
-        )
-        logits = self.span_logits(self.output_dropout(sequence), inputs["padding_mask"])
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self._build_depth_model(inputs, logits)
+    def head(self, features, inputs):
+        return self.span_logits(features, inputs["padding_mask"])
 
-        # === Config ===
-        self.dropout = dropout
+    def default_loss(self):
+        """`SpanCrossEntropy`."""
+        return SpanCrossEntropy()
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compiles with fine-tuning defaults.
-
-        Args:
-            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
-                except on layer norms and biases, global clipnorm 1) or an
-                optimizer.
-            loss: `"auto"` (`SpanCrossEntropy`) or a loss; the ponder cost
-                is added in any case.
-            metrics: `"auto"` (span exact match: start and end both right)
-                or a list.
-            **kwargs: other arguments of `keras.Model.compile`.
-        """
-        if optimizer == "auto":
-            optimizer = default_optimizer()
-        if loss == "auto":
-            loss = SpanCrossEntropy()
-        if metrics == "auto":
-            metrics = [keras.metrics.MeanMetricWrapper(span_exact_match, name="exact_match")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def default_metrics(self):
+        """Span exact match: start and end both right."""
+        return [keras.metrics.MeanMetricWrapper(span_exact_match, name="exact_match")]
 
     def per_example_loss(self, y, logits):
         return span_cross_entropy(y, logits)
 
     def per_example_statistics(self, y, logits):
         return {"correct": span_exact_match(y, logits)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dropout": self.dropout, "ponder_weight": self.ponder_weight})
-        return config

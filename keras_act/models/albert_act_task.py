@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras_hub.models import Task
 
+from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast
 from keras_act.layers.ponder_cost import PonderCost, ponder_cost
 from keras_act.models.albert_act_backbone import AlbertActBackbone
@@ -27,9 +28,21 @@ def default_optimizer(learning_rate=2e-5):
 class AlbertActTask(LosslessInputCast, Task):
     """Base class of the ALBERT-ACT fine-tuning tasks.
 
-    A keras-hub `Task` whose Functional graph runs an `AlbertActBackbone`
-    and a head. Subclasses build their graph with `_ponder()` on the path
-    from the backbone to their output, which adds the ACT ponder cost
+    A keras-hub `Task` whose Functional graph runs an `AlbertActBackbone`,
+    the `PonderCost` layer, dropout and the task's head. The constructor,
+    the `compile()` defaults and the config are shared; a task defines only
+    its head and its loss and metrics:
+
+    - `make_head_layers(backbone)`: creates the head's layers (attributes).
+    - `head(features, inputs)`: the head, from the backbone's
+      `head_input` output (after the ponder cost and the dropout) and the
+      symbolic inputs dict, to the task's output.
+    - `default_loss()`, `default_metrics()` (or `default_weighted_metrics()`)
+      and `per_example_loss()`: what `compile()` and
+      `finetuning_losses()` use.
+    - `get_config()`: only the task's own keys on top of the base's.
+
+    The `PonderCost` layer adds the ACT ponder cost
     `ponder_weight * mean(updates + remainders)` (over real tokens) to the
     loss of `fit()` and `evaluate()` and reports the `mean_updates` metric
     (layers per real token): the paper fine-tunes with ACT on.
@@ -39,9 +52,84 @@ class AlbertActTask(LosslessInputCast, Task):
     backbone's per-token `updates` and `remainders`, and
     `finetuning_losses()`, per-example loss terms for custom training loops
     (`training.trainer.DistributedTrainer`).
+
+    Args:
+        backbone: an `keras_act.AlbertActBackbone`.
+        preprocessor: the task's preprocessor, or `None` to feed
+            preprocessed inputs.
+        dropout: float, dropout before the head. Defaults to `0.1`.
+        ponder_weight: float, the weight tau of the ponder cost. Defaults to
+            the backbone's `ponder_weight`.
+        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_act
+    >>> backbone = keras_act.AlbertActBackbone(
+    ...     vocabulary_size=50, max_layers=2, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, embedding_dim=4, max_sequence_length=8,
+    ... )
+    >>> classifier = keras_act.AlbertActTextClassifier(backbone, num_classes=3)
+    >>> features = {
+    ...     "token_ids": np.array([[2, 7, 3, 0]]),
+    ...     "segment_ids": np.zeros((1, 4), "int32"),
+    ...     "padding_mask": np.array([[1, 1, 1, 0]]),
+    ... }
+    >>> sorted(classifier.depth_model(features))
+    ['logits', 'remainders', 'updates']
+    >>> classifier.get_config()["dropout"], classifier.ponder_weight
+    (0.1, 0.001)
     """
 
     backbone_cls = AlbertActBackbone
+    # The backbone output the head reads: "pooled_output" or "sequence_output".
+    head_input = "pooled_output"
+
+    def __init__(self, backbone, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs):
+        self._check_backbone(backbone, preprocessor)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+        )
+        self.make_head_layers(backbone)
+
+        # === Functional Model ===
+        inputs, outputs, depth = self.backbone_graph()
+        features = self._ponder(
+            outputs[self.head_input], depth, inputs["padding_mask"], ponder_weight
+        )
+        logits = self.head(self.output_dropout(features), inputs)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self._build_depth_model(inputs, logits)
+
+        # === Config ===
+        self.dropout = dropout
+
+    def make_head_layers(self, backbone):
+        """Creates the head's layers, as attributes of the task."""
+        raise NotImplementedError
+
+    def head(self, features, inputs):
+        """The task's output from `features` (`[batch, ..., hidden]`, the
+        backbone's `head_input` after dropout) and the symbolic `inputs`."""
+        raise NotImplementedError
+
+    def backbone_graph(self):
+        """Symbolic inputs, backbone outputs and per-token depth tensors.
+
+        Returns:
+            `(inputs, outputs, depth)`: the task's input dict, the backbone's
+            output dict, and a dict of `updates` and `remainders` shaped as
+            `inputs["padding_mask"]`.
+        """
+        inputs = self.backbone.input
+        outputs = self.backbone(inputs)
+        return inputs, outputs, outputs
+
 
     def _check_backbone(self, backbone, preprocessor=None):
         if not isinstance(backbone, AlbertActBackbone):
@@ -125,6 +213,55 @@ class AlbertActTask(LosslessInputCast, Task):
         """
         return self._depth_model
 
+    def compile(
+        self, optimizer="auto", loss="auto", *, metrics="auto", weighted_metrics="auto", **kwargs
+    ):
+        """Compiles with fine-tuning defaults.
+
+        Args:
+            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
+                except on layer norms and biases, global clipnorm 1) or an
+                optimizer.
+            loss: `"auto"` (the task's `default_loss()`) or a loss. The
+                ponder cost is added to it in any case.
+            metrics: `"auto"` (the task's `default_metrics()`) or a list.
+            weighted_metrics: `"auto"` (the task's
+                `default_weighted_metrics()`) or a list.
+            **kwargs: other arguments of `keras.Model.compile`.
+        """
+        if optimizer == "auto":
+            optimizer = default_optimizer()
+        if loss == "auto":
+            loss = self.default_loss()
+        if metrics == "auto":
+            metrics = self.default_metrics()
+        if weighted_metrics == "auto":
+            weighted_metrics = self.default_weighted_metrics()
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            **kwargs,
+        )
+
+    def default_loss(self):
+        """The loss `compile()` uses by default."""
+        raise NotImplementedError
+
+    def default_metrics(self):
+        """The metrics `compile()` uses by default (`None`: none)."""
+        return None
+
+    def default_weighted_metrics(self):
+        """The weighted metrics `compile()` uses by default (`None`: none)."""
+        return None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dropout": self.dropout, "ponder_weight": self.ponder_weight})
+        return config
+
     def per_example_loss(self, y, logits):
         """The task loss of each example, float32 `[batch]` (no ponder cost)."""
         raise NotImplementedError
@@ -173,6 +310,37 @@ class AlbertActTask(LosslessInputCast, Task):
         self.compile(**config)
         if self.built and getattr(self, "optimizer", None) is not None:
             self.optimizer.build(self.trainable_variables)
+
+
+def head_dense(units, backbone, name, activation=None):
+    """A dense output layer of a head, initialized and typed as ALBERT's.
+
+    Args:
+        units: int, the output size.
+        backbone: the `AlbertActBackbone` (its dtype policy is used).
+        name: str, the layer's name.
+        activation: optional activation. Defaults to `None` (logits).
+
+    Returns:
+        A `keras.layers.Dense`.
+
+    Example:
+
+    >>> import keras_act
+    >>> backbone = keras_act.AlbertActBackbone(
+    ...     vocabulary_size=50, max_layers=2, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, embedding_dim=4, max_sequence_length=8,
+    ... )
+    >>> head_dense(2, backbone, name="logits").units
+    2
+    """
+    return keras.layers.Dense(
+        units,
+        kernel_initializer=albert_act_kernel_initializer(),
+        activation=activation,
+        dtype=backbone.dtype_policy,
+        name=name,
+    )
 
 
 def _float_logits(logits):

@@ -2,11 +2,11 @@
 
 import keras
 
-from keras_act.layers.albert_act import albert_act_kernel_initializer
+from keras_act.checks import check_positive_int
 from keras_act.models.albert_act_task import (
     AlbertActTask,
     argmax_correct,
-    default_optimizer,
+    head_dense,
     sparse_cross_entropy,
 )
 from keras_act.models.albert_act_text_classifier_preprocessor import (
@@ -39,11 +39,9 @@ class AlbertActTextClassifier(AlbertActTask):
             to feed preprocessed inputs.
         activation: optional activation of the output (`"softmax"` for
             probabilities). Defaults to `None` (logits).
-        dropout: float, dropout before the dense layer (ALBERT's
-            `classifier_dropout_prob`). Defaults to `0.1`.
-        ponder_weight: float, the weight tau of the ponder cost. Defaults to
-            the backbone's `ponder_weight`.
-        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+        dropout, ponder_weight, **kwargs: as in `AlbertActTask` (dropout
+            before the head, the weight tau of the ponder cost, arguments of
+            `keras_hub.models.Task`).
 
     Returns:
         Called on the features dict: logits `[batch, num_classes]` (a layer
@@ -79,63 +77,28 @@ class AlbertActTextClassifier(AlbertActTask):
         ponder_weight=None,
         **kwargs,
     ):
-        self._check_backbone(backbone, preprocessor)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
-            )
+        self.num_classes = check_positive_int("num_classes", num_classes)
         # Read by `compile()`, which `Task.__init__` calls.
         self.activation = keras.activations.get(activation)
+        super().__init__(backbone, preprocessor, dropout, ponder_weight, **kwargs)
 
-        # === Layers ===
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=albert_act_kernel_initializer(),
-            activation=activation,
-            dtype=backbone.dtype_policy,
-            name="logits",
+    def make_head_layers(self, backbone):
+        self.output_dense = head_dense(
+            self.num_classes, backbone, name="logits", activation=self.activation
         )
 
-        # === Functional Model ===
-        inputs = backbone.input
-        outputs = backbone(inputs)
-        pooled = self._ponder(
-            outputs["pooled_output"], outputs, inputs["padding_mask"], ponder_weight
-        )
-        logits = self.output_dense(self.output_dropout(pooled))
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self._build_depth_model(inputs, logits)
+    def head(self, features, inputs):
+        return self.output_dense(features)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.dropout = dropout
+    def default_loss(self):
+        """Sparse categorical cross-entropy, from logits unless
+        `activation="softmax"`."""
+        from_logits = self.activation != keras.activations.softmax
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compiles with fine-tuning defaults.
-
-        Args:
-            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
-                except on layer norms and biases, global clipnorm 1) or an
-                optimizer.
-            loss: `"auto"` (sparse categorical cross-entropy, from logits
-                unless `activation="softmax"`) or a loss. The ponder cost is
-                added to it in any case.
-            metrics: `"auto"` (sparse categorical accuracy) or a list.
-            **kwargs: other arguments of `keras.Model.compile`.
-        """
-        if optimizer == "auto":
-            optimizer = default_optimizer()
-        if loss == "auto":
-            from_logits = self.activation != keras.activations.softmax
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def default_metrics(self):
+        """Sparse categorical accuracy."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def per_example_loss(self, y, logits):
         if self.activation == keras.activations.softmax:
@@ -152,8 +115,6 @@ class AlbertActTextClassifier(AlbertActTask):
             {
                 "num_classes": self.num_classes,
                 "activation": keras.activations.serialize(self.activation),
-                "dropout": self.dropout,
-                "ponder_weight": self.ponder_weight,
             }
         )
         return config

@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_act.layers.albert_act import albert_act_kernel_initializer
-from keras_act.models.albert_act_task import AlbertActTask, default_optimizer
+from keras_act.models.albert_act_task import AlbertActTask, head_dense
 from keras_act.models.albert_act_text_classifier_preprocessor import (
     AlbertActTextClassifierPreprocessor,
 )
@@ -73,10 +72,9 @@ class AlbertActTextRegressor(AlbertActTask):
     Args:
         backbone: an `keras_act.AlbertActBackbone`.
         preprocessor: an `AlbertActTextClassifierPreprocessor`, or `None`.
-        dropout: float, dropout before the dense layer. Defaults to `0.1`.
-        ponder_weight: float, the weight tau of the ponder cost. Defaults to
-            the backbone's `ponder_weight`.
-        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+        dropout, ponder_weight, **kwargs: as in `AlbertActTask` (dropout
+            before the head, the weight tau of the ponder cost, arguments of
+            `keras_hub.models.Task`).
 
     Returns:
         Called on the features dict: float scores `[batch, 1]`.
@@ -94,60 +92,20 @@ class AlbertActTextRegressor(AlbertActTask):
 
     preprocessor_cls = AlbertActTextClassifierPreprocessor
 
-    def __init__(self, backbone, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs):
-        self._check_backbone(backbone, preprocessor)
+    def make_head_layers(self, backbone):
+        self.output_dense = head_dense(1, backbone, name="score")
 
-        # === Layers ===
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            1,
-            kernel_initializer=albert_act_kernel_initializer(),
-            dtype=backbone.dtype_policy,
-            name="score",
-        )
+    def head(self, features, inputs):
+        return self.output_dense(features)
 
-        # === Functional Model ===
-        inputs = backbone.input
-        outputs = backbone(inputs)
-        pooled = self._ponder(
-            outputs["pooled_output"], outputs, inputs["padding_mask"], ponder_weight
-        )
-        scores = self.output_dense(self.output_dropout(pooled))
-        super().__init__(inputs=inputs, outputs=scores, **kwargs)
-        self._build_depth_model(inputs, scores)
+    def default_loss(self):
+        """Mean squared error."""
+        return keras.losses.MeanSquaredError()
 
-        # === Config ===
-        self.dropout = dropout
-
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compiles with fine-tuning defaults.
-
-        Args:
-            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
-                except on layer norms and biases, global clipnorm 1) or an
-                optimizer.
-            loss: `"auto"` (mean squared error) or a loss; the ponder cost is
-                added to it in any case.
-            metrics: `"auto"` (`StreamingPearsonCorrelation`) or a list.
-            **kwargs: other arguments of `keras.Model.compile`.
-        """
-        if optimizer == "auto":
-            optimizer = default_optimizer()
-        if loss == "auto":
-            loss = keras.losses.MeanSquaredError()
-        if metrics == "auto":
-            metrics = [StreamingPearsonCorrelation(name="pearson")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def default_metrics(self):
+        """`StreamingPearsonCorrelation`."""
+        return [StreamingPearsonCorrelation(name="pearson")]
 
     def per_example_loss(self, y, logits):
         scores = tf.cast(tf.reshape(logits, [-1]), tf.float32)
         return tf.math.squared_difference(scores, tf.cast(tf.reshape(y, [-1]), tf.float32))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dropout": self.dropout, "ponder_weight": self.ponder_weight})
-        return config

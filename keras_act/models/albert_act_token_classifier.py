@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
-from keras_act.layers.albert_act import albert_act_kernel_initializer
-from keras_act.models.albert_act_task import AlbertActTask, default_optimizer
+from keras_act.checks import check_positive_int
+from keras_act.models.albert_act_task import AlbertActTask, head_dense
 from keras_act.models.albert_act_token_classifier_preprocessor import (
     IGNORE_LABEL,
     AlbertActTokenClassifierPreprocessor,
@@ -31,10 +31,9 @@ class AlbertActTokenClassifier(AlbertActTask):
         backbone: an `keras_act.AlbertActBackbone`.
         num_classes: int, the number of token classes.
         preprocessor: an `AlbertActTokenClassifierPreprocessor`, or `None`.
-        dropout: float, dropout before the dense layer. Defaults to `0.1`.
-        ponder_weight: float, the weight tau of the ponder cost. Defaults to
-            the backbone's `ponder_weight`.
-        **kwargs: arguments of `keras_hub.models.Task` (`name`, `compile`).
+        dropout, ponder_weight, **kwargs: as in `AlbertActTask` (dropout
+            before the head, the weight tau of the ponder cost, arguments of
+            `keras_hub.models.Task`).
 
     Returns:
         Called on the features dict: logits `[batch, seq, num_classes]`.
@@ -53,68 +52,33 @@ class AlbertActTokenClassifier(AlbertActTask):
 
     preprocessor_cls = AlbertActTokenClassifierPreprocessor
 
+    head_input = "sequence_output"
+
     def __init__(
         self, backbone, num_classes, preprocessor=None, dropout=0.1, ponder_weight=None, **kwargs
     ):
-        self._check_backbone(backbone, preprocessor)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
-            )
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        super().__init__(backbone, preprocessor, dropout, ponder_weight, **kwargs)
 
-        # === Layers ===
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+    def make_head_layers(self, backbone):
+        self.output_dense = head_dense(self.num_classes, backbone, name="logits")
+
+    def head(self, features, inputs):
+        return self.output_dense(features)
+
+    def default_loss(self):
+        """Sparse categorical cross-entropy from logits, ignoring label -100,
+        averaged over the labelled tokens."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True,
+            ignore_class=IGNORE_LABEL,
+            reduction="mean_with_sample_weight",
         )
-        self.output_dense = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=albert_act_kernel_initializer(),
-            dtype=backbone.dtype_policy,
-            name="logits",
-        )
 
-        # === Functional Model ===
-        inputs = backbone.input
-        outputs = backbone(inputs)
-        sequence = self._ponder(
-            outputs["sequence_output"], outputs, inputs["padding_mask"], ponder_weight
-        )
-        logits = self.output_dense(self.output_dropout(sequence))
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self._build_depth_model(inputs, logits)
-
-        # === Config ===
-        self.num_classes = num_classes
-        self.dropout = dropout
-
-    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
-        """Compiles with fine-tuning defaults.
-
-        Args:
-            optimizer: `"auto"` (AdamW, learning rate 2e-5, weight decay 0.01
-                except on layer norms and biases, global clipnorm 1) or an
-                optimizer.
-            loss: `"auto"` (sparse categorical cross-entropy from logits,
-                ignoring label -100, averaged over the labelled tokens) or a
-                loss. The ponder cost is added in any case.
-            weighted_metrics: `"auto"` (sparse categorical accuracy, weighted
-                by the preprocessor's sample weights so that unlabelled
-                tokens do not count) or a list.
-            **kwargs: other arguments of `keras.Model.compile`.
-        """
-        if optimizer == "auto":
-            optimizer = default_optimizer()
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True,
-                ignore_class=IGNORE_LABEL,
-                reduction="mean_with_sample_weight",
-            )
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+    def default_weighted_metrics(self):
+        """Sparse categorical accuracy, weighted by the preprocessor's sample
+        weights so that unlabelled tokens do not count."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def per_example_loss(self, y, logits):
         labels = tf.cast(y, tf.int32)
@@ -129,11 +93,5 @@ class AlbertActTokenClassifier(AlbertActTask):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "dropout": self.dropout,
-                "ponder_weight": self.ponder_weight,
-            }
-        )
+        config.update({"num_classes": self.num_classes})
         return config
