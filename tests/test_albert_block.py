@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras_hub.layers import TransformerEncoder
+from keras_hub.src.tests.test_case import TestCase
 
 from keras_act.layers import AlbertBlock
 from keras_act.layers.activations import get_activation
@@ -67,3 +68,17 @@ def test_get_config_round_trip():
     block = AlbertBlock(num_heads=2, intermediate_dim=16, activation="gelu", dropout=0.1)
     config = block.get_config()
     assert AlbertBlock.from_config(config).get_config() == config
+
+
+class AlbertBlockHarnessTest(TestCase):
+    def test_layer_harness(self):
+        self.run_layer_test(
+            cls=AlbertBlock,
+            init_kwargs=dict(num_heads=2, intermediate_dim=16),
+            # A tensor, as keras-hub's own tests pass: `compute_output_spec`
+            # gives numpy inputs no shape.
+            input_data=tf.random.stateless_normal((2, 5, 8), seed=(0, 1)),
+            expected_output_shape=(2, 5, 8),
+            # Attention (8), feed-forward (4) and two layer norms (4).
+            expected_num_trainable_weights=16,
+        )
