@@ -6,11 +6,14 @@ from ../shared is needed.
 """
 
 import random
+import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras_hub.src.tests.test_case import TestCase
 
 import keras_act
 from keras_act.layers.ponder_cost import PonderCost, ponder_cost
@@ -20,15 +23,15 @@ from keras_act.models.albert_act_question_answerer import (
     span_exact_match,
 )
 from keras_act.models.albert_act_text_regressor import StreamingPearsonCorrelation
-from tests.test_tasks_helpers import (
+from tests.helpers import (
     COLORS,
     FILLER,
     NEGATIVE,
     POSITIVE,
     sentiment_examples,
-    tiny_backbone,
     train_tiny_vocabulary,
 )
+from tests.helpers import tiny_task_backbone as tiny_backbone
 
 SEQUENCE_LENGTH = 24
 
@@ -108,6 +111,40 @@ def test_ponder_cost_layer_adds_its_loss_and_tracks_updates():
     np.testing.assert_allclose(float(layer.mean_updates.result()), 9 / 5, rtol=1e-6)
     with pytest.raises(ValueError, match="ponder_weight"):
         PonderCost(ponder_weight=-1.0)
+
+
+def test_pretrainer_ponder_cost_is_the_shared_ponder_cost(tokenizer):
+    # The pre-training loss uses `ponder_cost` (the fine-tuning tasks' too):
+    # the same numbers as the mean of updates + remainders over real tokens.
+    backbone = tiny_backbone(tokenizer.vocabulary_size(), max_layers=2)
+    pretrainer = keras_act.AlbertActPretrainer(backbone, ponder_weight=0.25)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    features = {
+        "token_ids": np.array([[2, 9, 3, 0, 0], [2, 7, 8, 11, 3]], "int32"),
+        "segment_ids": np.zeros((2, 5), "int32"),
+        "padding_mask": mask,
+        "mask_positions": np.array([[1], [2]], "int32"),
+    }
+    targets = {
+        "mask_ids": np.array([[9], [8]], "int32"),
+        "mask_weights": np.ones((2, 1), "float32"),
+        "sop_label": np.array([0, 1], "int32"),
+    }
+    outputs = pretrainer(features)
+    terms = pretrainer.pretraining_losses(features, targets, outputs)
+    depth = (outputs["updates"].numpy() + outputs["remainders"].numpy()) * mask
+    expected = depth.sum(axis=1) / mask.sum(axis=1)
+    np.testing.assert_allclose(terms["ponder_cost"].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        terms["ponder_cost"].numpy(),
+        ponder_cost(outputs["updates"], outputs["remainders"], mask).numpy(),
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        terms["loss"].numpy(),
+        (terms["mlm_loss"] + terms["sop_loss"] + 0.25 * terms["ponder_cost"]).numpy(),
+        rtol=1e-6,
+    )
 
 
 # === Text classifier ===
@@ -513,3 +550,89 @@ def test_tasks_under_mixed_precision(tokenizer):
     span_logits = answerer(features)
     assert span_logits.dtype == "float32"
     assert (span_logits.numpy()[features["padding_mask"].numpy() == 0] == -1e4).all()
+
+
+# === keras-hub's own test harness ===
+
+
+@pytest.mark.large  # Five tasks, each fitted and predicted three ways: minutes on CPU.
+class TaskHarnessTest(TestCase):
+    """`run_task_test` on each task: serialization, predict and fit on raw
+    data, on a `tf.data` pipeline and with split preprocessing, and the
+    error of `fit()` without `compile()`."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.folder = tempfile.TemporaryDirectory()
+        path = train_tiny_vocabulary(Path(cls.folder.name))
+        cls.tokenizer = keras_act.AlbertActTokenizer(proto=str(path))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.folder.cleanup()
+        super().tearDownClass()
+
+    def harness_backbone(self):
+        keras.utils.set_random_seed(0)
+        return tiny_backbone(
+            self.tokenizer.vocabulary_size(),
+            max_layers=2,
+            embedding_dim=4,
+            hidden_dim=8,
+            num_heads=2,
+            intermediate_dim=16,
+            max_sequence_length=16,
+        )
+
+    def test_text_classifier_harness(self):
+        preprocessor = keras_act.AlbertActTextClassifierPreprocessor(self.tokenizer, 16)
+        self.run_task_test(
+            cls=keras_act.AlbertActTextClassifier,
+            init_kwargs=dict(
+                backbone=self.harness_backbone(), num_classes=2, preprocessor=preprocessor
+            ),
+            train_data=(["a good film", "a dull film"], [1, 0]),
+            expected_output_shape=(2, 2),
+        )
+
+    def test_text_regressor_harness(self):
+        preprocessor = keras_act.AlbertActTextClassifierPreprocessor(self.tokenizer, 16)
+        self.run_task_test(
+            cls=keras_act.AlbertActTextRegressor,
+            init_kwargs=dict(backbone=self.harness_backbone(), preprocessor=preprocessor),
+            train_data=((["a red car", "a film"], ["a blue car", "the sea"]), [4.5, 0.5]),
+            expected_output_shape=(2, 1),
+        )
+
+    def test_token_classifier_harness(self):
+        preprocessor = keras_act.AlbertActTokenClassifierPreprocessor(self.tokenizer, 16)
+        # Sentences of equal length: `tf.data` slices the harness's lists.
+        self.run_task_test(
+            cls=keras_act.AlbertActTokenClassifier,
+            init_kwargs=dict(
+                backbone=self.harness_backbone(), num_classes=4, preprocessor=preprocessor
+            ),
+            train_data=([["a", "good", "film"], ["the", "red", "sea"]], [[0, 1, 0], [0, 3, 0]]),
+            expected_output_shape=(2, 16, 4),
+        )
+
+    def test_question_answerer_harness(self):
+        preprocessor = keras_act.AlbertActQuestionAnswererPreprocessor(self.tokenizer, 16)
+        questions, contexts, starts, texts = qa_examples(2, seed=1)
+        self.run_task_test(
+            cls=keras_act.AlbertActQuestionAnswerer,
+            init_kwargs=dict(backbone=self.harness_backbone(), preprocessor=preprocessor),
+            train_data=((questions, contexts), {"answer_start": starts, "answer_text": texts}),
+            expected_output_shape=(2, 16, 2),
+        )
+
+    def test_multiple_choice_harness(self):
+        preprocessor = keras_act.AlbertActMultipleChoicePreprocessor(self.tokenizer, 8)
+        prompts, choices, labels = choice_examples(2, seed=1)
+        self.run_task_test(
+            cls=keras_act.AlbertActMultipleChoice,
+            init_kwargs=dict(backbone=self.harness_backbone(), preprocessor=preprocessor),
+            train_data=((prompts, choices), labels),
+            expected_output_shape=(2, 3),
+        )
