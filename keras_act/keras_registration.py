@@ -33,7 +33,7 @@ REGISTERING_MODULES = (
     "keras_act.layers.albert_block",
     "keras_act.layers.halting",
     "keras_act.layers.input_checks",
-    "keras_act.layers.ponder_cost",
+    "keras_act.layers.ponder",
     "keras_act.models.albert_act_backbone",
     "keras_act.models.albert_act_multiple_choice",
     "keras_act.models.albert_act_multiple_choice_preprocessor",

@@ -63,6 +63,14 @@ def lazy_attributes(package, init_file):
     """
     with open(init_file, encoding="utf8") as file:
         sources = type_checking_imports(file.read())
+    for name, module in sources.items():
+        # Importing submodule `package.name` rebinds the package attribute
+        # `name` to that module, hiding a public name imported from elsewhere.
+        if module != package and _is_submodule(package, name):
+            raise ImportError(
+                f"{package}: public name {name!r} (from {module}) is also the "
+                f"name of a submodule {package}.{name}; rename one of them."
+            )
 
     def __getattr__(name):
         if name in sources:

@@ -297,6 +297,51 @@ def test_public_names_are_imported_on_first_use():
     assert "module 'keras_act' has no attribute 'NoSuchName'" in output
 
 
+def test_public_names_stay_what_they_are_after_their_modules_are_imported():
+    # Importing a submodule binds its name on the package: a public function
+    # named like a submodule (`keras_act.layers.ponder_cost` was both) then
+    # became the module once the task models had imported it.
+    output = _run_python(
+        """
+        import importlib, inspect, pkgutil
+        import keras_act
+        from keras_act.models import albert_act_task  # imports the layers' modules
+        for info in pkgutil.walk_packages(keras_act.__path__, "keras_act."):
+            if info.ispkg:
+                package = importlib.import_module(info.name)
+                for name in getattr(package, "__all__", []):
+                    value = getattr(package, name)
+                    assert not inspect.ismodule(value) or name == "convert", (info.name, name, value)
+        from keras_act.layers import ponder_cost
+        print(ponder_cost.__module__, callable(ponder_cost))
+        """
+    )
+    assert "keras_act.layers.ponder True" in output
+
+
+def test_a_public_name_that_is_also_a_submodule_is_refused(tmp_path):
+    package = tmp_path / "clash"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from keras_act.lazy_imports import lazy_attributes\n"
+        "if TYPE_CHECKING:\n"
+        "    from clash.tools import helper\n"
+        "__getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)\n"
+    )
+    (package / "tools.py").write_text("def helper():\n    return 1\n")
+    (package / "helper.py").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-c", "import clash"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "public name 'helper' (from clash.tools) is also the name of a submodule clash.helper" in result.stderr
+
+
 @pytest.mark.parametrize(
     "first_import",
     [

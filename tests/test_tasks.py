@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_hub.src.tests.test_case import TestCase
 
 import keras_act
-from keras_act.layers.ponder_cost import PonderCost, ponder_cost
+from keras_act.layers.ponder import PonderCost, ponder_cost
 from keras_act.models.albert_act_question_answerer import (
     SpanCrossEntropy,
     span_cross_entropy,

@@ -13,6 +13,6 @@ if TYPE_CHECKING:
     from keras_act.layers.albert_act import AlbertAct
     from keras_act.layers.albert_block import AlbertBlock
     from keras_act.layers.input_checks import TokenInputCheck
-    from keras_act.layers.ponder_cost import PonderCost, ponder_cost
+    from keras_act.layers.ponder import PonderCost, ponder_cost
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

@@ -8,7 +8,7 @@ from keras_act.depth_categories import depth_category_masks, depth_category_sums
 from keras_act.layers.activations import get_activation
 from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast
-from keras_act.layers.ponder_cost import ponder_cost
+from keras_act.layers.ponder import ponder_cost
 from keras_act.models.albert_act_task import head_dense
 
 

@@ -8,7 +8,7 @@ from keras_hub.models import Task
 
 from keras_act.layers.initializers import albert_act_kernel_initializer
 from keras_act.layers.input_checks import LosslessInputCast
-from keras_act.layers.ponder_cost import PonderCost, ponder_cost
+from keras_act.layers.ponder import PonderCost, ponder_cost
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 
 # Variables without weight decay, as in BERT and ALBERT: layer norms, biases.
