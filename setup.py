@@ -42,6 +42,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",  # the suite runs in 2 processes (pytest.ini)
             "ruff>=0.15,<1",
             # Test-only references: the slow Hugging Face ALBERT tokenizer
             # (transformers 4.x without torch) and torch for reading the
