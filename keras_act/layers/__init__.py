@@ -12,6 +12,7 @@ from keras_act.lazy_imports import lazy_attributes
 if TYPE_CHECKING:
     from keras_act.layers.albert_act import AlbertAct
     from keras_act.layers.albert_block import AlbertBlock
+    from keras_act.layers.depth_control import depth_budget
     from keras_act.layers.input_checks import TokenInputCheck
     from keras_act.layers.ponder import PonderCost, ponder_cost
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_act.checks import check_positive_int
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
+from keras_act.layers.depth_control import resolve_depth_budget
 from keras_act.layers.halting import HaltingDense, halting_step, record_iteration, should_continue
 from keras_act.layers.initializers import albert_act_kernel_initializer, clone_initializer
 from keras_act.layers.skip_halted_loop import skip_halted_loop
@@ -86,6 +87,18 @@ class AlbertAct(keras.layers.Layer):
             accumulators after every iteration (for analysis and tests).
         skip_halted: `None`, `True` or `False`; overrides the constructor's
             `skip_halted` for this call when not `None`.
+        max_layers: `None`, an int in `[1, max_layers]` or an int32 scalar
+            tensor: this call's cap on updates per token (a depth budget, see
+            `keras_act.layers.depth_budget`). `None` takes the enclosing
+            `depth_budget`'s, else the layer's `max_layers`.
+        halting_threshold: `None`, a float in (0, 1] or a float scalar
+            tensor: this call's halting threshold; lower halts earlier.
+            `None` takes the enclosing `depth_budget`'s, else
+            `1 - act_epsilon`. With both `None` and no `depth_budget`, the
+            results are exactly those of the layer without budget. Tensor
+            values out of range raise `tf.errors.InvalidArgumentError` when
+            the graph runs (clipped under XLA; see
+            `keras_act.layers.depth_control.resolve_depth_budget`).
 
     Skipping halted tokens:
         The dense path runs the block on every token at every iteration, so a
@@ -229,6 +242,8 @@ class AlbertAct(keras.layers.Layer):
         training=None,
         return_iterations=False,
         skip_halted=None,
+        max_layers=None,
+        halting_threshold=None,
     ):
         skip = self._resolve_skip_halted(skip_halted, training, return_iterations)
         shape = tf.shape(hidden_states)
@@ -239,7 +254,11 @@ class AlbertAct(keras.layers.Layer):
             padding_mask = tf.cast(padding_mask, tf.bool)
         halting_dtype = self._halting_dtype
         real_tokens = tf.cast(padding_mask, halting_dtype)
-        threshold = tf.constant(1.0 - self.act_epsilon, halting_dtype)
+        # This call's depth budget (`keras_act.layers.depth_budget`): the
+        # layer's own cap and `1 - act_epsilon` when none is given.
+        threshold, depth_limit = resolve_depth_budget(
+            max_layers, halting_threshold, self.max_layers, self.act_epsilon, halting_dtype
+        )
         compute_dtype = self.compute_dtype
 
         # Padding starts halted: it is never updated and never keeps the loop
@@ -249,7 +268,9 @@ class AlbertAct(keras.layers.Layer):
         updates = tf.zeros_like(real_tokens)
         state = tf.cast(hidden_states, compute_dtype)
         if skip:
-            outputs = skip_halted_loop(self, state, padding_mask, return_iterations)
+            outputs = skip_halted_loop(
+                self, state, padding_mask, threshold, depth_limit, return_iterations
+            )
             if return_iterations:
                 iterations = outputs.pop("iterations")
                 outputs.update(dict(zip(ITERATION_KEYS, iterations, strict=True)))
@@ -294,9 +315,7 @@ class AlbertAct(keras.layers.Layer):
             )
 
         def condition(step, state, halting_probability, remainders, updates, *trace):
-            return should_continue(
-                halting_probability, updates, threshold, self.max_layers
-            )
+            return should_continue(halting_probability, updates, threshold, depth_limit)
 
         def body(step, state, halting_probability, remainders, updates, *trace):
             (

@@ -96,12 +96,26 @@ def halting_step(probability, halting_probability, remainders, updates, threshol
     return update_weights, updated, halting_probability, remainders, updates
 
 
-def should_continue(halting_probability, updates, threshold, max_layers):
-    """Scalar bool: whether any token is still below threshold and the cap."""
+def should_continue(halting_probability, updates, threshold, depth_limit):
+    """Scalar bool: whether any token is still below threshold and the depth limit.
+
+    Args:
+        halting_probability: float `[batch, seq]`, cumulative halting
+            probability (1 for halted tokens and padding).
+        updates: float `[batch, seq]`, number of updates so far.
+        threshold: scalar tensor of the halting dtype, the halting threshold
+            of this call (`1 - act_epsilon` unless a depth budget lowers it).
+        depth_limit: int32 scalar tensor (or int), the most updates a token
+            may get in this call (the layer's `max_layers` unless a depth
+            budget lowers it).
+
+    Returns:
+        A scalar bool tensor.
+    """
     return tf.reduce_any(
         tf.logical_and(
             halting_probability < threshold,
-            updates < tf.cast(max_layers, updates.dtype),
+            updates < tf.cast(depth_limit, updates.dtype),
         )
     )
 

@@ -26,13 +26,19 @@ from keras_act.layers.halting import halting_step, record_iteration, should_cont
 from keras_act.layers.running_tokens import DenseProjection, RunningTokenBlock, running_positions
 
 
-def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False):
+def skip_halted_loop(
+    layer, hidden_states, padding_mask, threshold, depth_limit, return_iterations=False
+):
     """Runs `layer`'s halting loop on running tokens only (inference).
 
     Args:
         layer: a built `keras_act.AlbertAct`.
         hidden_states: `[batch, seq, hidden]` in the layer's compute dtype.
         padding_mask: bool `[batch, seq]`, true for real tokens.
+        threshold: scalar tensor of the halting dtype, this call's halting
+            threshold (`keras_act.layers.depth_control.resolve_depth_budget`).
+        depth_limit: int32 scalar tensor, this call's cap on updates per
+            token (at most `layer.max_layers`).
         return_iterations: bool, also return the per-iteration arrays (see
             `AlbertAct`); `iteration_halting_logits` are NaN for tokens that
             did not run at that iteration.
@@ -46,7 +52,6 @@ def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False
     shape = tf.shape(hidden_states)
     num_tokens = shape[0] * shape[1]
     real_tokens = tf.cast(padding_mask, halting_dtype)
-    threshold = tf.constant(1.0 - layer.act_epsilon, halting_dtype)
     block = RunningTokenBlock(layer.transformer_block, hidden_dim)
     halting_unit = DenseProjection(layer.halting_dense, hidden_dim, halting_dtype)
 
@@ -130,7 +135,7 @@ def skip_halted_loop(layer, hidden_states, padding_mask, return_iterations=False
         )
 
     def condition(step, halting_probability, remainders, updates, *rest):
-        return should_continue(halting_probability, updates, threshold, layer.max_layers)
+        return should_continue(halting_probability, updates, threshold, depth_limit)
 
     def final_states(dtype, width):
         # One empty element first: `concat()` of a TensorArray that was never
