@@ -574,3 +574,101 @@ def hand_built_statistics(**kwargs):
     statistics = DepthStatistics(token_frequencies=FREQUENCIES, **kwargs)
     statistics.update(FEATURES, TARGETS, UPDATES_WITH_PAD_NOISE)
     return statistics
+
+
+# === Plain ALBERT checkpoints (Hugging Face layout), random, built here ===
+
+TINY_ALBERT_CONFIG = dict(
+    vocab_size=120,
+    embedding_size=16,
+    hidden_size=32,
+    num_attention_heads=4,
+    intermediate_size=64,
+    num_hidden_layers=4,
+    max_position_embeddings=32,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+ALBERT_WEIGHT_FILES = {"safetensors": "model.safetensors", "bin": "pytorch_model.bin", "h5": "tf_model.h5"}
+
+
+def random_plain_albert(pretraining=False, seed=0, **overrides):
+    """A transformers `AlbertModel` (or `AlbertForPreTraining`), random weights.
+
+    Biases and layer-norm parameters are drawn too (HF initialises them to 0
+    and 1), so a weight in the wrong place changes the outputs.
+    """
+    import torch
+    from transformers import AlbertConfig, AlbertForPreTraining, AlbertModel
+
+    torch.manual_seed(seed)
+    config = AlbertConfig(**{**TINY_ALBERT_CONFIG, **overrides})
+    model = (AlbertForPreTraining if pretraining else AlbertModel)(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 1:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+def _tf_h5_name(key):
+    """transformers' TF weight name of a PyTorch ALBERT key (None: tied, absent in TF)."""
+    if key == "predictions.decoder.weight":
+        return None
+    # `albert_layer_groups.0` is `albert_layer_groups_._0` in TF.
+    parts = re.sub(r"\.(\d+)(?=\.)", r"_#\1", key.removeprefix("albert.")).split(".")
+    parts = [part.replace("#", "._") for part in parts]
+    if not key.startswith(("predictions.", "sop_classifier.")):
+        parts = ["albert", *parts]
+    leaf, owner = parts[-1], parts[-2]
+    if owner == "LayerNorm" or owner.endswith("layer_norm"):
+        parts[-1] = {"weight": "gamma", "bias": "beta"}[leaf]
+    elif owner in ("position_embeddings", "token_type_embeddings"):
+        parts[-1] = "embeddings"
+    elif owner != "word_embeddings" and leaf == "weight":
+        parts[-1] = "kernel"
+    return "/".join(parts) + ":0"
+
+
+def write_tf_model_h5(state_dict, path, model_name):
+    """Writes a state dict as transformers' TF `save_pretrained` does (Keras 2 HDF5).
+
+    Same layout as the reference fixtures' `tf_model.h5`: one group per
+    top-level layer (`albert`, `predictions`, `sop_classifier`) whose
+    `weight_names` are `MODEL/albert/encoder/albert_layer_groups_._0/.../kernel:0`,
+    kernels `[in, out]`.
+    """
+    import h5py
+
+    layers = {}
+    for key, value in state_dict.items():
+        name = _tf_h5_name(key)
+        if name is None or key.endswith(("position_ids", "token_type_ids")):
+            continue
+        array = value.detach().cpu().numpy()
+        layers.setdefault(name.split("/")[0], []).append(
+            (f"{model_name}/{name}", array.T if name.endswith("kernel:0") else array)
+        )
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [name.encode() for name in layers]
+        file.attrs["backend"] = b"tensorflow"
+        file.attrs["keras_version"] = b"2.10.0"
+        for layer, weights in layers.items():
+            group = file.create_group(layer)
+            group.attrs["weight_names"] = [name.encode() for name, _ in weights]
+            for name, array in weights:
+                group.create_dataset(name, data=array)
+
+
+def save_plain_albert(model, folder, weight_format="safetensors"):
+    """Saves a transformers ALBERT in `folder` as `model.safetensors`,
+    `pytorch_model.bin` or `tf_model.h5` (with its `config.json`); returns `folder`."""
+    folder = Path(folder)
+    if weight_format == "h5":
+        model.config.save_pretrained(folder)
+        name = "tf_albert_for_pre_training" if "predictions" in str(model.state_dict().keys()) else "tf_albert_model"
+        write_tf_model_h5(model.state_dict(), folder / "tf_model.h5", name)
+    else:
+        model.save_pretrained(folder, safe_serialization=weight_format == "safetensors")
+    assert (folder / ALBERT_WEIGHT_FILES[weight_format]).is_file()
+    return folder

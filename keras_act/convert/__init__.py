@@ -1,8 +1,11 @@
-"""Import of the authors' ALBERT-ACT checkpoints (Hugging Face layout).
+"""Import of ALBERT-ACT and plain ALBERT checkpoints (Hugging Face layout).
 
 `load_hf_checkpoint(path)` returns an `AlbertActBackbone` (or, with
 `pretraining_heads=True`, an `AlbertActPretrainer`) with the checkpoint's
-numbers; `python -m keras_act.convert SRC OUT` saves it.
+numbers: the authors' `asi/albert-act-*`, or a plain ALBERT such as
+`albert-base-v2` whose shared layer becomes the ACT block under a new halting
+unit (`initial_depth`). `from_keras_hub_albert` does the same from a keras-hub
+`AlbertBackbone`. `python -m keras_act.convert SRC OUT` saves the result.
 """
 
 # The `TYPE_CHECKING` imports below are read, not run: they name the public
@@ -16,6 +19,10 @@ from keras_act.lazy_imports import lazy_attributes
 
 if TYPE_CHECKING:
     from keras_act.convert.checkpoint_files import read_weights
+    from keras_act.convert.halting_initialization import (
+        halting_bias_for_depth,
+        initialize_halting,
+    )
     from keras_act.convert.hf_checkpoint import (
         CheckpointError,
         HubUnreachableError,
@@ -23,5 +30,6 @@ if TYPE_CHECKING:
         load_hf_checkpoint,
         ponder_weight_for,
     )
+    from keras_act.convert.keras_hub_albert import from_keras_hub_albert
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

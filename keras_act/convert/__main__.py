@@ -1,8 +1,9 @@
-"""`python -m keras_act.convert SRC OUT`: convert an authors' checkpoint.
+"""`python -m keras_act.convert SRC OUT`: convert an authors' or a plain ALBERT checkpoint.
 
 SRC is a checkpoint folder in the Hugging Face layout (`config.json` plus
 `model.safetensors`, `pytorch_model.bin` or `tf_model.h5`), a weight file in
-one, or `hf://asi/albert-act-base`. OUT is a preset directory (loadable with
+one, or `hf://asi/albert-act-base`; a plain ALBERT (`hf://albert-base-v2`)
+gets a new halting unit (`--initial-depth`, `--max-layers`). OUT is a preset directory (loadable with
 `keras_act.AlbertActBackbone.from_preset(OUT)`), or a `.keras` file. As in
 the other command-line tools, `--model SRC --out OUT` works too.
 
@@ -54,8 +55,8 @@ def build_parser():
     parser = _Parser(
         prog=PROG,
         description=(
-            "Convert an ALBERT-ACT checkpoint (Hugging Face layout) to a Keras "
-            "preset folder or .keras file."
+            "Convert an ALBERT-ACT or plain ALBERT checkpoint (Hugging Face "
+            "layout) to a Keras preset folder or .keras file."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -86,6 +87,19 @@ def build_parser():
         "--transpose-pooler",
         action="store_true",
         help="read pooler.weight as [in, out] (see load_hf_checkpoint)",
+    )
+    parser.add_argument(
+        "--initial-depth",
+        type=int,
+        metavar="N",
+        help="plain ALBERT only: the depth every token starts at under the new "
+        "halting unit (default: half of --max-layers, rounded up)",
+    )
+    parser.add_argument(
+        "--max-layers",
+        type=int,
+        metavar="N",
+        help="plain ALBERT only: the ACT cap (default: its num_hidden_layers)",
     )
     return parser
 
@@ -164,16 +178,22 @@ def main(argv=None):
         resolve_checkpoint,
     )
 
+    for flag, value in (("--initial-depth", args.initial_depth), ("--max-layers", args.max_layers)):
+        if value is not None and value < 1:
+            fail(f"{flag} must be at least 1, got {value}")
     try:
         config_path, weight_file = resolve_checkpoint(src)
         if not os.path.isfile(config_path):
             fail(f"no config.json next to {weight_file}")
         hf_config = read_hf_config(config_path)
-        tau, source = ponder_weight_for(hf_config, backbone_config_from_hf(hf_config))
+        backbone_config = backbone_config_from_hf(hf_config, max_layers=args.max_layers)
+        tau, source = ponder_weight_for(hf_config, backbone_config)
         model = load_hf_checkpoint(
             weight_file,
             pretraining_heads=args.pretraining_heads,
             transpose_pooler=args.transpose_pooler,
+            initial_depth=args.initial_depth,
+            max_layers=args.max_layers,
         )
     except (OSError, ValueError, ImportError, HubUnreachableError) as error:
         fail(error)

@@ -71,7 +71,9 @@ def read_tf_h5(path):
     Weight names such as
     `tf_albert_act_model/albert/encoder/albert_layer/ffn/kernel:0` lose their
     first component (the Keras model name, which changes from process to
-    process), the main-layer prefix `albert/` and the `:0`; kernels are
+    process), the main-layer prefix `albert/` and the `:0`; list indices
+    written `_._N` by transformers (plain ALBERT's
+    `albert_layer_groups_._0/albert_layers_._0`) become `.N`; kernels are
     transposed to the PyTorch `[out, in]` layout.
     """
     import h5py
@@ -99,7 +101,7 @@ def _read_tf_h5(path, h5py, text):
             group = file[layer_name]
             for weight_name in map(text, group.attrs.get("weight_names", [])):
                 array = np.asarray(group[weight_name])
-                parts = weight_name.split(":")[0].split("/")[1:]
+                parts = weight_name.split(":")[0].replace("_._", "/").split("/")[1:]
                 if parts and parts[0] == "albert":
                     parts = parts[1:]
                 leaf = parts[-1]

@@ -1,10 +1,19 @@
-"""Import of the authors' checkpoints (Hugging Face `asi/albert-act-*` layout)."""
+"""Import of the authors' checkpoints (Hugging Face `asi/albert-act-*` layout),
+and of plain ALBERT checkpoints (`model_type: albert`) with a new halting unit."""
 
 import os
+import warnings
 
 import numpy as np
 
 from keras_act.convert.checkpoint_files import read_weights
+from keras_act.convert.halting_initialization import initialize_halting
+from keras_act.convert.plain_albert import (
+    check_one_shared_layer,
+    is_plain_albert,
+    plain_albert_backbone_config,
+    rename_plain_albert_keys,
+)
 from keras_act.json_files import read_json_file
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.models.albert_act_presets import backbone_presets
@@ -70,6 +79,9 @@ HEAD_WEIGHT_MAP = {
     "sop_classifier.classifier.weight": ("sop_head/kernel", "linear"),
     "sop_classifier.classifier.bias": ("sop_head/bias", "copy"),
 }
+HALTING_KEYS = ("encoder.albert_layer.act.dense.weight", "encoder.albert_layer.act.dense.bias")
+SOP_KEYS = ("sop_classifier.classifier.weight", "sop_classifier.classifier.bias")
+POOLER_KEYS = ("pooler.weight", "pooler.bias")
 # Tied copies that a full pre-training state dict may hold: they must equal
 # the weight they are tied to.
 TIED_KEYS = {
@@ -104,26 +116,45 @@ class HubUnreachableError(ConnectionError):
     """An `hf://` checkpoint is neither reachable nor in the local cache."""
 
 
-def backbone_config_from_hf(hf_config):
-    """Maps a Hugging Face ALBERT-ACT `config.json` dict to backbone kwargs.
+def backbone_config_from_hf(hf_config, max_layers=None):
+    """Maps a Hugging Face ALBERT-ACT or plain ALBERT `config.json` to backbone kwargs.
 
     Args:
         hf_config: dict, the content of the checkpoint's `config.json`.
+        max_layers: optional int, the ACT cap of a plain ALBERT (`model_type:
+            albert`; default: its `num_hidden_layers`). An ALBERT-ACT
+            checkpoint's cap is its `num_hidden_layers`: passing
+            `max_layers` for one is an error.
 
     Returns:
         A dict of `AlbertActBackbone` constructor arguments.
 
     Raises:
-        CheckpointError: for a config of another architecture.
+        CheckpointError: for a config of another architecture, or an ALBERT
+            of several different layers.
     """
     model_type = hf_config.get("model_type")
+    if is_plain_albert(hf_config):
+        check_one_shared_layer(hf_config, "config.json", CheckpointError)
+        _check_absolute_positions(hf_config)
+        try:
+            return plain_albert_backbone_config(hf_config, max_layers=max_layers)
+        except KeyError as error:
+            raise CheckpointError(
+                f"config.json lacks the key {error.args[0]!r} of an ALBERT config."
+            ) from error
     if model_type != "albert_act" and not (
         model_type == "albert" and "act_epsilon" in hf_config
     ):
         raise CheckpointError(
-            "Not an ALBERT-ACT checkpoint: config.json has "
-            f"model_type={model_type!r} (expected 'albert_act', or 'albert' "
-            "with an `act_epsilon`)."
+            "Not an ALBERT or ALBERT-ACT checkpoint: config.json has "
+            f"model_type={model_type!r} (expected 'albert_act', or 'albert')."
+        )
+    if max_layers is not None:
+        raise CheckpointError(
+            f"max_layers={max_layers!r} applies to plain ALBERT checkpoints; an "
+            "ALBERT-ACT checkpoint's cap is its num_hidden_layers="
+            f"{hf_config.get('num_hidden_layers')!r}."
         )
     for key, expected in (
         ("num_hidden_groups", 1),
@@ -154,6 +185,15 @@ def backbone_config_from_hf(hf_config):
         raise CheckpointError(
             f"config.json lacks the key {error.args[0]!r} of an ALBERT-ACT config."
         ) from error
+
+
+def _check_absolute_positions(hf_config):
+    value = hf_config.get("position_embedding_type", "absolute")
+    if value != "absolute":
+        raise CheckpointError(
+            f"Unsupported ALBERT config: position_embedding_type={value!r} "
+            "(only 'absolute' is supported)."
+        )
 
 
 def ponder_weight_for(hf_config, backbone_config):
@@ -355,6 +395,22 @@ def _hub_reachable(endpoint):
     return True
 
 
+def _allow_new_weights(weight_map, weights, keys, source, what):
+    """Drops `keys` from `weight_map` when `weights` has none of them, with a warning.
+
+    Plain ALBERT checkpoints saved by `AlbertForMaskedLM` have no pooler and
+    no sentence-order head: those layers keep their fresh initialisation.
+    """
+    if any(key in weights for key in keys):
+        return
+    for key in keys:
+        weight_map.pop(key)
+    warnings.warn(
+        f"{source} has no {what} ({', '.join(keys)}): it starts from random weights.",
+        stacklevel=3,
+    )
+
+
 def _find_heads(weight_file, heads):
     """Head weights: from the weight file itself, or from a file beside it."""
     if heads:
@@ -374,8 +430,10 @@ def load_hf_checkpoint(
     pretraining_heads=False,
     transpose_pooler=False,
     dtype=None,
+    initial_depth=None,
+    max_layers=None,
 ):
-    """Loads an ALBERT-ACT checkpoint of the Hugging Face layout into Keras.
+    """Loads an ALBERT-ACT or plain ALBERT checkpoint of the Hugging Face layout.
 
     Reads `config.json` and the weights of a checkpoint folder (in the layout
     of the hub models `asi/albert-act-tiny|small|base`): `model.safetensors`,
@@ -387,6 +445,19 @@ def load_hf_checkpoint(
     training tasks) comes from `ponder_weight_for`: the config's value when
     it has one, else the paper's value for the preset of the same geometry
     (1e-3 / 5e-4 / 2.5e-4 for tiny / small / base).
+
+    A plain ALBERT (`model_type: albert`, e.g. `albert-base-v2`, saved by
+    `AlbertModel` or `AlbertForPreTraining`) is read too: its one shared
+    layer becomes the ACT block, and the halting unit, which ALBERT does not
+    have, is new: a zero kernel and the bias
+    `logit(p)`, `p = (1 - act_epsilon) / (initial_depth - 0.5)`, so every
+    token starts at exactly `initial_depth` updates
+    (`keras_act.convert.halting_initialization`). An ALBERT with
+    `num_hidden_groups > 1` or `inner_group_num > 1` has several different
+    layers and is refused. With `pretraining_heads=True` the MLM head is
+    read from the checkpoint; a pooler or sentence-order head absent from it
+    (as in `AlbertForMaskedLM` checkpoints) starts from random weights, with
+    a warning.
 
     Args:
         path: str, a checkpoint folder, a weight file in one, or
@@ -404,6 +475,11 @@ def load_hf_checkpoint(
             look wrong. Defaults to `False` (the layout of a plain
             `save_pretrained`, as in the reference fixtures).
         dtype: optional dtype policy of the returned model.
+        initial_depth: optional int in `[1, max_layers]`, for a plain ALBERT
+            only: the depth every token starts at. Defaults to half the cap,
+            rounded up.
+        max_layers: optional int, for a plain ALBERT only: the ACT cap.
+            Defaults to its `num_hidden_layers`.
 
     Returns:
         An `AlbertActBackbone`, or an `AlbertActPretrainer` when
@@ -422,12 +498,24 @@ def load_hf_checkpoint(
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"No config.json next to {weight_file}.")
     hf_config = read_hf_config(config_path)
-    config = backbone_config_from_hf(hf_config)
+    plain = is_plain_albert(hf_config)
+    if initial_depth is not None and not plain:
+        raise CheckpointError(
+            f"initial_depth={initial_depth!r} applies to plain ALBERT checkpoints; "
+            f"{config_path} is an ALBERT-ACT checkpoint, whose halting unit is trained."
+        )
+    config = backbone_config_from_hf(hf_config, max_layers=max_layers)
     config["ponder_weight"], _ = ponder_weight_for(hf_config, config)
     backbone_weights, head_weights = split_state_dict(read_weights(weight_file))
 
     backbone = AlbertActBackbone(dtype=dtype, **config)
     weight_map = dict(BACKBONE_WEIGHT_MAP)
+    if plain:
+        backbone_weights = rename_plain_albert_keys(backbone_weights)
+        for key in HALTING_KEYS:
+            weight_map.pop(key)
+        initialize_halting(backbone, initial_depth)
+        _allow_new_weights(weight_map, backbone_weights, POOLER_KEYS, weight_file, "pooler")
     if transpose_pooler:
         weight_map["pooler.weight"] = ("pooled_dense/kernel", "copy")
     if not pretraining_heads:
@@ -449,7 +537,10 @@ def load_hf_checkpoint(
                     f"{head_file}: {tied!r} differs from {target!r}, but ALBERT "
                     "ties them; an untied decoder is not supported."
                 )
+    head_map = dict(HEAD_WEIGHT_MAP)
+    if plain:
+        _allow_new_weights(head_map, head_weights, SOP_KEYS, head_file, "sentence-order head")
     pretrainer = AlbertActPretrainer(backbone)
     assign_weights(backbone, backbone_weights, weight_map, weight_file)
-    assign_weights(pretrainer, head_weights, HEAD_WEIGHT_MAP, head_file)
+    assign_weights(pretrainer, head_weights, head_map, head_file)
     return pretrainer
