@@ -7,6 +7,7 @@ from keras_act.checks import check_positive_int
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
 from keras_act.layers.depth_control import resolve_depth_budget
+from keras_act.layers.fixed_depth_loop import fixed_depth_loop
 from keras_act.layers.halting import HaltingDense, halting_step, record_iteration, should_continue
 from keras_act.layers.initializers import albert_act_kernel_initializer, clone_initializer
 from keras_act.layers.skip_halted_loop import skip_halted_loop
@@ -75,6 +76,20 @@ class AlbertAct(keras.layers.Layer):
         skip_halted: `None`, `True` or `False`, whether inference runs the
             block on running tokens only (see "Skipping halted tokens").
             Defaults to `None`: automatic.
+        fixed_depth: `None` or an int `n` >= 1. `None` (the default) is ACT.
+            With `n`, halting is off and the layer is plain ALBERT: every
+            real token gets exactly `n` updates, each replacing its state by
+            the block output (`keras_act.layers.fixed_depth_loop`; the
+            halting unit is not evaluated, `remainders` and
+            `halting_probability` are 0, `updates` is `n` on real tokens, so
+            the ponder cost is the constant `n`). `n` may exceed
+            `max_layers` (the loop then runs up to `n` iterations; the
+            `iteration_*` arrays have `max(max_layers, n)` rows). A depth
+            budget's `max_layers` lowers `n` for a call; its threshold is
+            ignored. Fixed depth always runs the dense loop (no token halts
+            early, so there is nothing to skip). Settable on a built or
+            trained layer: `layer.fixed_depth = 12` (and back to `None`);
+            functions traced before keep the graph they traced.
         **kwargs: other keyword arguments of `keras.layers.Layer`, including
             `name` and `dtype`.
 
@@ -164,9 +179,11 @@ class AlbertAct(keras.layers.Layer):
         bias_initializer="zeros",
         halting_bias_initializer="zeros",
         skip_halted=None,
+        fixed_depth=None,
         **kwargs,
     ):
         check_positive_int("hidden_dim", hidden_dim)
+        check_positive_int("fixed_depth", fixed_depth, allow_none=True)
         check_positive_int("num_heads", num_heads)
         check_positive_int("intermediate_dim", intermediate_dim)
         check_positive_int("max_layers", max_layers)
@@ -198,7 +215,23 @@ class AlbertAct(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.halting_bias_initializer = keras.initializers.get(halting_bias_initializer)
         self.skip_halted = skip_halted
+        self.fixed_depth = fixed_depth
         self.supports_masking = False
+
+    @property
+    def fixed_depth(self):
+        """`None` (ACT) or the number of updates every real token gets."""
+        return self._fixed_depth
+
+    @fixed_depth.setter
+    def fixed_depth(self, value):
+        check_positive_int("fixed_depth", value, allow_none=True)
+        self._fixed_depth = value
+
+    @property
+    def loop_length(self):
+        """The most iterations a call can run: `max(max_layers, fixed_depth)`."""
+        return max(self.max_layers, self.fixed_depth or 0)
 
     def build(self, hidden_states_shape, padding_mask_shape=None):
         if hidden_states_shape[-1] != self.hidden_dim:
@@ -245,7 +278,8 @@ class AlbertAct(keras.layers.Layer):
         max_layers=None,
         halting_threshold=None,
     ):
-        skip = self._resolve_skip_halted(skip_halted, training, return_iterations)
+        if self.fixed_depth is None:
+            skip = self._resolve_skip_halted(skip_halted, training, return_iterations)
         shape = tf.shape(hidden_states)
         batch_size, seq_length = shape[0], shape[1]
         if padding_mask is None:
@@ -257,7 +291,7 @@ class AlbertAct(keras.layers.Layer):
         # This call's depth budget (`keras_act.layers.depth_budget`): the
         # layer's own cap and `1 - act_epsilon` when none is given.
         threshold, depth_limit = resolve_depth_budget(
-            max_layers, halting_threshold, self.max_layers, self.act_epsilon, halting_dtype
+            max_layers, halting_threshold, self.loop_length, self.act_epsilon, halting_dtype
         )
         compute_dtype = self.compute_dtype
 
@@ -267,6 +301,16 @@ class AlbertAct(keras.layers.Layer):
         remainders = tf.zeros_like(real_tokens)
         updates = tf.zeros_like(real_tokens)
         state = tf.cast(hidden_states, compute_dtype)
+        if self.fixed_depth is not None:
+            # Halting off (plain ALBERT); a depth budget can only lower n.
+            depth_limit = tf.minimum(depth_limit, self.fixed_depth)
+            outputs = fixed_depth_loop(
+                self, state, padding_mask, depth_limit, training, return_iterations
+            )
+            if return_iterations:
+                iterations = outputs.pop("iterations")
+                outputs.update(dict(zip(ITERATION_KEYS, iterations, strict=True)))
+            return outputs
         if skip:
             outputs = skip_halted_loop(
                 self, state, padding_mask, threshold, depth_limit, return_iterations
@@ -427,11 +471,11 @@ class AlbertAct(keras.layers.Layer):
         if kwargs.get("return_iterations"):
             outputs["num_iterations"] = keras.KerasTensor((), dtype="int32")
             outputs["iteration_states"] = keras.KerasTensor(
-                (self.max_layers,) + tuple(hidden_states.shape), dtype=self._halting_dtype
+                (self.loop_length,) + tuple(hidden_states.shape), dtype=self._halting_dtype
             )
             for key in ITERATION_KEYS[1:]:
                 outputs[key] = keras.KerasTensor(
-                    (self.max_layers,) + token_shape, dtype=self._halting_dtype
+                    (self.loop_length,) + token_shape, dtype=self._halting_dtype
                 )
         return outputs
 
@@ -455,6 +499,7 @@ class AlbertAct(keras.layers.Layer):
                     self.halting_bias_initializer
                 ),
                 "skip_halted": self.skip_halted,
+                "fixed_depth": self.fixed_depth,
             }
         )
         return config

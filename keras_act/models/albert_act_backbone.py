@@ -61,6 +61,14 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
         skip_halted: `None`, `True` or `False`: whether inference runs the
             shared block on running tokens only (see `keras_act.AlbertAct`).
             Defaults to `None`: on, except in training and under XLA.
+        fixed_depth: `None` (ACT, the default) or an int `n`: halting off,
+            every real token gets exactly `n` updates, each replacing its
+            state by the block output: plain ALBERT with one shared layer
+            applied `n` times (`updates` is `n` on real tokens, `remainders`
+            0; see `keras_act.AlbertAct`). `n` may exceed `max_layers`.
+            Settable on a trained backbone: `backbone.fixed_depth = 12`
+            ("run every token 12 times"), `None` to return to ACT; saved in
+            the config.
         dtype: str or `keras.mixed_precision.DTypePolicy`, the dtype policy.
         **kwargs: other keyword arguments of `keras.Model` (e.g. `name`).
 
@@ -97,6 +105,7 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
         layer_norm_epsilon=1e-12,
         ponder_weight=1e-3,
         skip_halted=None,
+        fixed_depth=None,
         dtype=None,
         **kwargs,
     ):
@@ -162,6 +171,7 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
             dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon,
             skip_halted=skip_halted,
+            fixed_depth=fixed_depth,
             dtype=dtype,
             name="albert_act",
         )
@@ -224,6 +234,42 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
         self.ponder_weight = ponder_weight
         self.skip_halted = skip_halted
 
+    @property
+    def fixed_depth(self):
+        """`None` (ACT) or the number of updates every real token gets.
+
+        Setting it switches a built or trained backbone between ACT and
+        fixed depth (the encoder's `fixed_depth`); Keras' cached
+        `predict`/`evaluate`/`fit` functions of this backbone are dropped so
+        that they are traced again. Functions traced elsewhere (an
+        enclosing task's, your own `tf.function`) keep the graph they traced.
+
+        Example:
+
+        >>> import keras_act
+        >>> import numpy as np
+        >>> backbone = keras_act.AlbertActBackbone(
+        ...     vocabulary_size=300, embedding_dim=16, hidden_dim=32,
+        ...     num_heads=4, intermediate_dim=64, max_layers=6,
+        ... )
+        >>> backbone.fixed_depth = 3
+        >>> outputs = backbone({
+        ...     "token_ids": np.array([[2, 57, 81, 3, 0]]),
+        ...     "segment_ids": np.zeros((1, 5), "int32"),
+        ...     "padding_mask": np.array([[1, 1, 1, 1, 0]]),
+        ... })
+        >>> outputs["updates"].numpy().tolist()
+        [[3.0, 3.0, 3.0, 3.0, 0.0]]
+        """
+        return self.encoder.fixed_depth
+
+    @fixed_depth.setter
+    def fixed_depth(self, value):
+        self.encoder.fixed_depth = value
+        for name in ("predict_function", "test_function", "train_function"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -242,6 +288,7 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "ponder_weight": self.ponder_weight,
                 "skip_halted": self.skip_halted,
+                "fixed_depth": self.fixed_depth,
             }
         )
         return config
