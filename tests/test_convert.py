@@ -339,9 +339,12 @@ def test_cli_setup_errors_are_one_line(tmp_path, capsys, argv, words):
 def test_cli_help_shows_every_flag_with_its_default(capsys):
     status, out, _ = run_cli(capsys, "--help")
     assert status == 0
-    for flag in ("--model", "--out", "--pretraining-heads", "--transpose-pooler"):
+    for flag in (
+        "--model", "--out", "--pretraining-heads", "--transpose-pooler", "--to-hf",
+        "--initial-depth", "--max-layers",
+    ):
         assert flag in out
-    assert out.count("(default: False)") == 2 and "(default: None)" in out
+    assert out.count("(default: False)") == 3 and "(default: None)" in out
 
 
 def test_cli_replaces_an_existing_preset_whole(tmp_path, capsys):

@@ -6,6 +6,8 @@ numbers: the authors' `asi/albert-act-*`, or a plain ALBERT such as
 `albert-base-v2` whose shared layer becomes the ACT block under a new halting
 unit (`initial_depth`). `from_keras_hub_albert` does the same from a keras-hub
 `AlbertBackbone`. `python -m keras_act.convert SRC OUT` saves the result.
+`save_hf_checkpoint(model, folder)` (`--to-hf`) writes a backbone or
+pretrainer back in the authors' layout (`config.json` + `model.safetensors`).
 """
 
 # The `TYPE_CHECKING` imports below are read, not run: they name the public
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         load_hf_checkpoint,
         ponder_weight_for,
     )
+    from keras_act.convert.hf_export import save_hf_checkpoint
     from keras_act.convert.keras_hub_albert import from_keras_hub_albert
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, __file__)

@@ -3,7 +3,9 @@
 SRC is a checkpoint folder in the Hugging Face layout (`config.json` plus
 `model.safetensors`, `pytorch_model.bin` or `tf_model.h5`), a weight file in
 one, or `hf://asi/albert-act-base`; a plain ALBERT (`hf://albert-base-v2`)
-gets a new halting unit (`--initial-depth`, `--max-layers`). OUT is a preset directory (loadable with
+gets a new halting unit (`--initial-depth`, `--max-layers`). With
+`--to-hf` the other way: SRC is a keras-act model (`.keras` file, preset or
+checkpoint), OUT a folder in the authors' layout (`save_hf_checkpoint`). OUT is a preset directory (loadable with
 `keras_act.AlbertActBackbone.from_preset(OUT)`), or a `.keras` file. As in
 the other command-line tools, `--model SRC --out OUT` works too.
 
@@ -89,6 +91,13 @@ def build_parser():
         help="read pooler.weight as [in, out] (see load_hf_checkpoint)",
     )
     parser.add_argument(
+        "--to-hf",
+        action="store_true",
+        help="the other direction: SRC is a keras-act model (.keras file, preset, "
+        "checkpoint), OUT a folder in the authors' layout (config.json + "
+        "model.safetensors); a pretrainer keeps its MLM and SOP heads",
+    )
+    parser.add_argument(
         "--initial-depth",
         type=int,
         metavar="N",
@@ -163,10 +172,38 @@ def write_output(model, out):
         )
 
 
+def export_to_hf(src, out, args):
+    """`--to-hf`: writes SRC in the authors' layout (`save_hf_checkpoint`)."""
+    for flag, value in (
+        ("--pretraining-heads", args.pretraining_heads),
+        ("--transpose-pooler", args.transpose_pooler),
+        ("--initial-depth", args.initial_depth is not None),
+        ("--max-layers", args.max_layers is not None),
+    ):
+        if value:
+            fail(f"{flag} applies to an import; --to-hf exports SRC as it is")
+    from keras_act.convert.hf_export import save_hf_checkpoint
+    from keras_act.model_loading import albert_act_backbone_of, load_model
+    from keras_act.models.albert_act_pretrainer import AlbertActPretrainer
+
+    try:
+        model, _ = load_model(src)
+        if not isinstance(model, AlbertActPretrainer):
+            model = albert_act_backbone_of(model, src)
+        save_hf_checkpoint(model, out)
+    except (OSError, ValueError, ImportError) as error:
+        fail(error)
+    what = "AlbertActForPreTraining" if isinstance(model, AlbertActPretrainer) else "AlbertActModel"
+    print(f"Wrote {src} -> {out} ({what}: config.json + model.safetensors, the authors' layout)")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     src = _one_of(args.src, args.model, "SRC", "--model")
     out = _one_of(args.out, args.out_option, "OUT", "--out")
+    if args.to_hf:
+        return export_to_hf(src, out, args)
     check_output(out, args.pretraining_heads)
 
     from keras_act.convert.hf_checkpoint import (
