@@ -87,7 +87,9 @@ def test_lower_threshold_gives_fewer_updates(layer, skip_halted):
     hidden, mask = make_inputs()
     updates = [
         np.asarray(
-            layer(hidden, padding_mask=mask, skip_halted=skip_halted, halting_threshold=t)["updates"]
+            layer(hidden, padding_mask=mask, skip_halted=skip_halted, halting_threshold=t)[
+                "updates"
+            ]
         )
         for t in (0.99, 0.7, 0.4)
     ]
@@ -107,9 +109,7 @@ def test_tensor_budget_in_tf_function(layer, jit_compile):
         input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)],
     )
     def run(max_layers, threshold):
-        return layer(
-            hidden, padding_mask=mask, max_layers=max_layers, halting_threshold=threshold
-        )
+        return layer(hidden, padding_mask=mask, max_layers=max_layers, halting_threshold=threshold)
 
     for max_layers, threshold in ((CAP, 1.0 - layer.act_epsilon), (2, 0.99), (CAP, 0.5), (3, 0.6)):
         expected = layer(
@@ -140,9 +140,7 @@ def test_functional_backbone_traced_inside_depth_budget(skip_halted):
     backbone = varied_depth_backbone(vocabulary_size=100)
     backbone.encoder.skip_halted = skip_halted
     inputs = backbone_inputs()
-    signature = {
-        name: tf.TensorSpec([None, None], tf.int32, name=name) for name in inputs
-    }
+    signature = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in inputs}
 
     @tf.function(
         input_signature=[signature, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)]
@@ -272,10 +270,13 @@ def test_xla_clips_tensor_values(layer):
         return layer(hidden, padding_mask=mask, max_layers=max_layers, halting_threshold=threshold)
 
     full = layer(hidden, padding_mask=mask, skip_halted=False)
-    np.testing.assert_array_equal(run(tf.constant(100), tf.constant(0.99))["updates"], full["updates"])
+    np.testing.assert_array_equal(
+        run(tf.constant(100), tf.constant(0.99))["updates"], full["updates"]
+    )
     one = layer(hidden, padding_mask=mask, skip_halted=False, max_layers=1)
     np.testing.assert_array_equal(run(tf.constant(0), tf.constant(0.99))["updates"], one["updates"])
     # A threshold above 1 is 1 (tokens halt only when p sums past 1).
     at_one = layer(hidden, padding_mask=mask, skip_halted=False, halting_threshold=1.0)
-    np.testing.assert_array_equal(run(tf.constant(CAP), tf.constant(7.0))["updates"], at_one["updates"])
-
+    np.testing.assert_array_equal(
+        run(tf.constant(CAP), tf.constant(7.0))["updates"], at_one["updates"]
+    )

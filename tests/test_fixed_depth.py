@@ -91,7 +91,9 @@ def test_tf_function_and_xla_match_eager(jit_compile):
 def test_depth_budget_lowers_n_and_ignores_the_threshold():
     layer = tiny_act_layer(fixed_depth=CAP + 2)
     hidden, mask = make_inputs()
-    np.testing.assert_array_equal(layer(hidden, padding_mask=mask, max_layers=3)["updates"], 3 * mask)
+    np.testing.assert_array_equal(
+        layer(hidden, padding_mask=mask, max_layers=3)["updates"], 3 * mask
+    )
     # Up to max(max_layers, n) is accepted; more is an error.
     full = layer(hidden, padding_mask=mask, max_layers=CAP + 2, halting_threshold=0.1)
     np.testing.assert_array_equal(full["updates"], (CAP + 2) * mask)
@@ -101,7 +103,9 @@ def test_depth_budget_lowers_n_and_ignores_the_threshold():
         np.testing.assert_array_equal(layer(hidden, padding_mask=mask)["updates"], 2 * mask)
     # A budget above n leaves n.
     small = tiny_act_layer(fixed_depth=2)
-    np.testing.assert_array_equal(small(hidden, padding_mask=mask, max_layers=CAP)["updates"], 2 * mask)
+    np.testing.assert_array_equal(
+        small(hidden, padding_mask=mask, max_layers=CAP)["updates"], 2 * mask
+    )
 
 
 def test_return_iterations_has_max_of_cap_and_n_rows():
@@ -187,3 +191,109 @@ def test_backbone_fixed_depth_config_setter_and_saving(tmp_path):
 
     backbone.fixed_depth = None
     np.testing.assert_array_equal(backbone.predict(inputs, verbose=0)["updates"], act["updates"])
+
+
+# === Equivalence with plain ALBERT (issue 13, part 1) ===
+# Same random weights, copied by keras_act.convert (from_keras_hub_albert,
+# load_hf_checkpoint); padded batch with mixed segments; outputs compared on
+# real tokens (plain ALBERT also updates padding, which the ACT layer never
+# does and which no real token sees) and on the pooled output.
+
+EQUIVALENCE_TOLERANCE = 1e-5
+TINY_ALBERT = dict(
+    vocabulary_size=120,
+    num_heads=4,
+    embedding_dim=16,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=32,
+)
+
+
+def padded_albert_batch(lengths=(16, 11, 5, 1), length=16, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype("int32")
+    return {
+        "token_ids": (rng.integers(1, TINY_ALBERT["vocabulary_size"], mask.shape) * mask).astype(
+            "int32"
+        ),
+        "segment_ids": (rng.integers(0, 2, mask.shape) * mask).astype("int32"),
+        "padding_mask": mask,
+    }
+
+
+def max_differences(backbone, inputs, sequence_output, pooled_output):
+    """max |difference| of the fixed-depth backbone's outputs, real tokens / pooled."""
+    outputs = backbone(inputs)
+    real = inputs["padding_mask"].astype(bool)
+    return (
+        float(np.max(np.abs(outputs["sequence_output"].numpy()[real] - sequence_output[real]))),
+        float(np.max(np.abs(outputs["pooled_output"].numpy() - pooled_output))),
+    )
+
+
+@pytest.mark.parametrize("n", [1, 12])
+def test_fixed_depth_equals_keras_hub_albert(n):
+    import keras_hub
+
+    from keras_act.convert import from_keras_hub_albert
+
+    keras.utils.set_random_seed(n)
+    albert = keras_hub.models.AlbertBackbone(
+        num_layers=n, num_groups=1, num_inner_repetitions=1, dropout=0.0, **TINY_ALBERT
+    )
+    rng = np.random.default_rng(n)
+    for variable in albert.weights:  # biases and layer norms drawn too
+        if len(variable.shape) == 1:
+            variable.assign(
+                variable.numpy() + rng.normal(0.0, 0.1, variable.shape).astype("float32")
+            )
+    inputs = padded_albert_batch()
+    expected = {key: value.numpy() for key, value in albert(inputs).items()}
+
+    # A cap below n for n = 12: fixed depth may exceed max_layers.
+    backbone = from_keras_hub_albert(albert, max_layers=min(n, 6))
+    backbone.fixed_depth = n
+    sequence, pooled = max_differences(
+        backbone, inputs, expected["sequence_output"], expected["pooled_output"]
+    )
+    print(
+        f"keras-hub AlbertBackbone(num_layers={n}): max |difference| sequence_output "
+        f"{sequence:.2e}, pooled_output {pooled:.2e}"
+    )
+    assert sequence < EQUIVALENCE_TOLERANCE and pooled < EQUIVALENCE_TOLERANCE
+    if n > 1:  # the same weights under ACT are another model
+        backbone.fixed_depth = None
+        assert (
+            max_differences(
+                backbone, inputs, expected["sequence_output"], expected["pooled_output"]
+            )[0]
+            > 1e-2
+        )
+
+
+@pytest.mark.parametrize("n", [1, 12])
+def test_fixed_depth_equals_hugging_face_albert_model(n, tmp_path):
+    import torch
+
+    from keras_act.convert import load_hf_checkpoint
+    from tests.helpers import random_plain_albert, save_plain_albert
+
+    model = random_plain_albert(seed=n, num_hidden_layers=n)
+    backbone = load_hf_checkpoint(str(save_plain_albert(model, tmp_path / "albert")))
+    backbone.fixed_depth = n
+    inputs = padded_albert_batch()
+    with torch.no_grad():
+        expected = model(
+            input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long),
+            token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
+        )
+    sequence, pooled = max_differences(
+        backbone, inputs, expected.last_hidden_state.numpy(), expected.pooler_output.numpy()
+    )
+    print(
+        f"transformers AlbertModel(num_hidden_layers={n}): max |difference| "
+        f"sequence_output {sequence:.2e}, pooled_output {pooled:.2e}"
+    )
+    assert sequence < EQUIVALENCE_TOLERANCE and pooled < EQUIVALENCE_TOLERANCE

@@ -169,8 +169,7 @@ def _python_max_layers(value, cap):
         )
     if cap is not None and value > cap:
         raise ValueError(
-            f"`max_layers` must be at most the layer's cap ({cap}). "
-            f"Received: max_layers={value!r}"
+            f"`max_layers` must be at most the layer's cap ({cap}). Received: max_layers={value!r}"
         )
     return int(value)
 
@@ -231,6 +230,8 @@ def _tensor_threshold(value, dtype):
             value = tf.identity(value)
     # Clipping (XLA): the smallest positive value, 1 for NaN and above 1.
     tiny = np.finfo(tf.as_dtype(dtype).as_numpy_dtype).tiny
-    return tf.where(value > 0.0, tf.minimum(value, tf.constant(1.0, dtype)),
-                    tf.where(tf.math.is_nan(value), tf.constant(1.0, dtype),
-                             tf.constant(tiny, dtype)))
+    return tf.where(
+        value > 0.0,
+        tf.minimum(value, tf.constant(1.0, dtype)),
+        tf.where(tf.math.is_nan(value), tf.constant(1.0, dtype), tf.constant(tiny, dtype)),
+    )
