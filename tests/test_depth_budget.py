@@ -76,7 +76,7 @@ def test_max_layers_equals_a_layer_with_that_cap(layer, skip_halted, max_layers)
     full = layer(hidden, padding_mask=mask, skip_halted=skip_halted)
     assert np.max(full["updates"]) > max_layers  # the budget binds
     expected = layer_with_cap(layer, max_layers)(hidden, padding_mask=mask, skip_halted=skip_halted)
-    for value in (max_layers, tf.constant(max_layers)):
+    for value in (max_layers, tf.constant(max_layers), np.int64(max_layers), np.array(max_layers)):
         budgeted = layer(hidden, padding_mask=mask, skip_halted=skip_halted, max_layers=value)
         assert np.max(budgeted["updates"]) <= max_layers
         assert_identical(budgeted, expected)
