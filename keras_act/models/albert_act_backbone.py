@@ -241,8 +241,10 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
         Setting it switches a built or trained backbone between ACT and
         fixed depth (the encoder's `fixed_depth`); Keras' cached
         `predict`/`evaluate`/`fit` functions of this backbone are dropped so
-        that they are traced again. Functions traced elsewhere (an
-        enclosing task's, your own `tf.function`) keep the graph they traced.
+        that they are traced again. Functions traced elsewhere keep the
+        graph they traced: for a task, set `task.backbone.fixed_depth` and
+        then `task.predict_function = None` (or `compile()` the task again,
+        which drops its functions); wrap your own `tf.function`s anew.
 
         Example:
 
