@@ -17,6 +17,9 @@ workers, TPUs. Checkpoints let a killed run resume where it stopped.
   ALBERT-ACT task;
 - an authors' checkpoint folder in the Hugging Face layout, or
   `hf://asi/albert-act-base` (`keras_act.convert.load_hf_checkpoint`);
+- a plain ALBERT checkpoint in the Hugging Face layout (`hf://albert-base-v2`,
+  or a folder): its shared layer becomes the ACT block and a new halting
+  unit starts every token at `--initial-depth`, learned during fine-tuning;
 - a built-in architecture (`demo`, `albert_act_tiny`, `albert_act_small`,
   `albert_act_base`) with random weights, for experiments.
 
@@ -31,6 +34,8 @@ Example:
     python -m training.finetune --task cola --tfds glue/cola \\
         --model hf://asi/albert-act-base --vocab spiece.model \\
         --epochs 3 --batch-size 32 --learning-rate 2e-5 --strategy mirrored
+    python -m training.finetune --task sst2 --tfds glue/sst2 \\
+        --model hf://albert-base-v2 --vocab spiece.model --initial-depth 6
 """
 
 import hashlib
@@ -88,6 +93,12 @@ def build_parser():
     )
     model.add_argument("--ponder-weight", type=float, help="tau (default: the backbone's)")
     model.add_argument("--max-layers", type=int, help="cap on the layers per token (default: the backbone's)")
+    model.add_argument(
+        "--initial-depth",
+        type=int,
+        help="with a plain ALBERT --model: the depth every token starts at under the new halting "
+        "unit (default: half of the cap, rounded up)",
+    )
     model.add_argument("--dropout", type=float, default=0.1, help="classifier dropout")
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=float, default=3.0, help="passes over the training set")
@@ -147,6 +158,7 @@ def validate_args(args, parser):
             "max_dev_examples",
             "max_layers",
             "sequence_length",
+            "initial_depth",
         ),
     )
     if args.steps is None and args.epochs <= 0:
@@ -159,6 +171,8 @@ def validate_args(args, parser):
         parser.error("--warmup-ratio must be in [0, 1)")
     if args.ponder_weight is not None and args.ponder_weight < 0:
         parser.error("--ponder-weight must be >= 0")
+    if args.initial_depth is not None and args.init in RANDOM_INITS:
+        parser.error(f"--initial-depth applies to a plain ALBERT --model, not to {args.init}")
     for name in ("train", "dev", "vocab"):
         path = getattr(args, name)
         if path and not os.path.isfile(path):
@@ -236,6 +250,8 @@ def load_backbone(args):
             config["max_layers"] = args.max_layers
         return keras_act.AlbertActBackbone(dtype=dtype, **config), tokenizer, source
 
+    if args.initial_depth is not None:
+        return load_plain_albert(args, dtype)
     try:
         model, preprocessing = load_model(source, dtype=dtype)
         backbone = albert_act_backbone_of(model, source)
@@ -243,6 +259,29 @@ def load_backbone(args):
     except (ValueError, OSError) as error:  # bad --model: one line, named
         raise SetupError(str(error)) from None
     return backbone, getattr(preprocessing, "tokenizer", preprocessing), source
+
+
+def load_plain_albert(args, dtype):
+    """`--model` a plain ALBERT checkpoint with `--initial-depth` (and `--max-layers`)."""
+    from keras_act.convert import load_hf_checkpoint
+    from keras_act.model_loading import SPIECE_FILES, load_tokenizer
+
+    source = args.init
+    try:
+        backbone = load_hf_checkpoint(
+            source, dtype=dtype, initial_depth=args.initial_depth, max_layers=args.max_layers
+        )
+    except (ValueError, OSError) as error:
+        raise SetupError(
+            f"--model {source} with --initial-depth (a plain ALBERT checkpoint): {error}"
+        ) from None
+    tokenizer = None
+    folder = source if os.path.isdir(source) else os.path.dirname(source)
+    for name in SPIECE_FILES if "://" not in source else ():
+        if os.path.isfile(os.path.join(folder, name)):
+            tokenizer = load_tokenizer(os.path.join(folder, name))
+            break
+    return backbone, tokenizer, source
 
 
 def prepare_backbone(args, backbone, tokenizer):

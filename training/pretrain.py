@@ -14,6 +14,15 @@ Example:
     python -m training.pretrain --preset albert_act_base --corpus wiki.txt \\
         --steps 125000 --batch-size 4096 --sequence-length 512 \\
         --strategy tpu --jit-compile --mixed-precision bfloat16
+    python -m training.pretrain --init hf://albert-base-v2 --vocab spiece.model \\
+        --max-layers 24 --initial-depth 12 --corpus wiki.txt
+
+`--init` continues pre-training from a checkpoint instead of random weights:
+a plain ALBERT (its shared layer becomes the ACT block; the halting unit is
+new and starts every token at `--initial-depth`), an ALBERT-ACT checkpoint in
+the authors' layout, or a pretrainer `.keras` file. The MLM and SOP heads
+come with it (a SOP head it lacks, as in `AlbertForMaskedLM` checkpoints,
+starts random), and so does the architecture.
 """
 
 import os
@@ -38,6 +47,10 @@ SAMPLE_SENTENCE = "once upon a time a grey fox lived near the [MASK] ."
 
 DEFAULT_SEQUENCE_LENGTH = 64
 DEFAULT_PRESET = "demo"
+
+
+# --skip-halted: AlbertAct's skip_halted for the run (see AlbertAct's docstring).
+SKIP_HALTED = {"auto": None, "dense": False, "skip": True, "static": "static", "dynamic": "dynamic"}
 
 
 def build_parser():
@@ -80,6 +93,29 @@ def build_parser():
     model.add_argument(
         "--max-layers", type=int, help="iteration cap (default: the resumed run's, else the preset's)"
     )
+    model.add_argument(
+        "--init",
+        metavar="PATH",
+        help="start from this checkpoint instead of random weights: a plain ALBERT or an "
+        "ALBERT-ACT checkpoint (Hugging Face folder, weight file or hf://owner/name, e.g. "
+        "hf://albert-base-v2) or a pretrainer .keras file; its architecture and MLM/SOP "
+        "heads are kept (not with --preset); its vocabulary: --vocab, or the spiece.model "
+        "beside it (default: random weights of --preset)",
+    )
+    model.add_argument(
+        "--initial-depth",
+        type=int,
+        help="with --init of a plain ALBERT: the depth every token starts at under the new "
+        "halting unit (default: half of --max-layers, rounded up; --max-layers defaults to "
+        "its num_hidden_layers)",
+    )
+    model.add_argument(
+        "--skip-halted",
+        choices=tuple(SKIP_HALTED),
+        default="auto",
+        help="the ACT loop's path (AlbertAct's skip_halted): auto (None), dense (False), skip "
+        "(True), static, dynamic; a speed setting, not recorded in the model (default: %(default)s)",
+    )
     run = parser.add_argument_group("training")
     run.add_argument("--steps", type=int, default=300, help="optimizer steps in all")
     cli.add_batch_arguments(run)
@@ -108,10 +144,19 @@ def validate_args(args, parser):
 
     if args.corpus and args.tfds:
         parser.error("give either --corpus or --tfds, not both")
+    if args.init and args.preset:
+        parser.error("--init takes the checkpoint's architecture: give either --init or --preset")
+    if args.initial_depth is not None and not args.init:
+        parser.error("--initial-depth applies to --init of a plain ALBERT checkpoint")
+    if args.init and "://" not in args.init and not os.path.exists(args.init):
+        parser.error(f"--init checkpoint not found: {args.init}")
     check_positive_flags(
         parser,
         args,
-        ("steps", "batch_size", "sequence_length", "accumulation_steps", "checkpoint_every", "log_every", "keep_checkpoints"),
+        (
+            "steps", "batch_size", "sequence_length", "accumulation_steps", "checkpoint_every",
+            "log_every", "keep_checkpoints", "initial_depth", "max_layers",
+        ),
     )
     if args.batch_size % args.accumulation_steps:
         parser.error("--batch-size must be divisible by --accumulation-steps")
@@ -132,10 +177,20 @@ def follow_recorded_run(args, recorded):
     recorded = recorded or {}
     if args.sequence_length is None:
         args.sequence_length = recorded.get("sequence_length", DEFAULT_SEQUENCE_LENGTH)
-    if args.preset is None:
-        args.preset = recorded.get("preset", DEFAULT_PRESET)
+    init = recorded.get("init")
+    if init and args.init is None and args.preset is None:
+        args.init = init["path"]
+    if args.init:
+        # The checkpoint gives the architecture; the flags of its import
+        # follow the recorded run (--max-layers is an import flag here).
+        if init and init["path"] == args.init:
+            for name in ("max_layers", "initial_depth"):
+                if getattr(args, name) is None:
+                    setattr(args, name, init[name])
+    elif args.preset is None:
+        args.preset = recorded.get("preset") or DEFAULT_PRESET
     backbone = recorded.get("backbone", {})
-    if args.max_layers is None and "preset" in recorded and "max_layers" in backbone:
+    if args.max_layers is None and recorded.get("preset") and "max_layers" in backbone:
         args.max_layers = backbone["max_layers"]
     if args.ponder_weight is None and "preset" in recorded and "ponder_weight" in backbone:
         args.ponder_weight = backbone["ponder_weight"]
@@ -189,6 +244,72 @@ def prepare_vocabulary(args, documents):
     )
 
 
+def load_init_pretrainer(args):
+    """The `AlbertActPretrainer` of `--init`, weights and heads from the checkpoint.
+
+    Call it in the strategy's scope. A `.keras` file must hold an
+    `AlbertActPretrainer`; any other path is read by
+    `keras_act.convert.load_hf_checkpoint(pretraining_heads=True)` (plain
+    ALBERT: `--max-layers`, `--initial-depth`). `--ponder-weight` replaces
+    the checkpoint's.
+
+    Raises:
+        ValueError, OSError: for a checkpoint that cannot be used, naming it.
+    """
+    import keras_act
+
+    if args.init.endswith(".keras"):
+        import keras
+
+        if args.initial_depth is not None or args.max_layers is not None:
+            raise ValueError(
+                f"--init {args.init} is a keras-act pretrainer: --max-layers and "
+                "--initial-depth apply to plain ALBERT checkpoints"
+            )
+        pretrainer = keras.saving.load_model(args.init, compile=False)
+        if not isinstance(pretrainer, keras_act.AlbertActPretrainer):
+            raise ValueError(
+                f"--init {args.init} holds a {type(pretrainer).__name__}, not an "
+                "AlbertActPretrainer (MLM and SOP heads)"
+            )
+    else:
+        from keras_act.convert import load_hf_checkpoint
+
+        try:
+            pretrainer = load_hf_checkpoint(
+                args.init,
+                pretraining_heads=True,
+                initial_depth=args.initial_depth,
+                max_layers=args.max_layers,
+            )
+        except ValueError as error:
+            raise ValueError(f"--init {args.init}: {error}") from error
+    if args.ponder_weight is not None:
+        pretrainer.ponder_weight = pretrainer.backbone.ponder_weight = args.ponder_weight
+    return pretrainer
+
+
+def init_vocabulary(args):
+    """The vocabulary of an `--init` run: `--vocab`, or the `spiece.model` beside the checkpoint."""
+    if args.vocab:
+        return args.vocab
+    folder = args.init if os.path.isdir(args.init) else os.path.dirname(args.init)
+    if "://" not in args.init:
+        for name in ("spiece.model", "sentencepiece.model"):
+            if os.path.isfile(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+    raise ValueError(
+        f"--init {args.init}: give the checkpoint's SentencePiece model with --vocab (a "
+        "vocabulary trained on the corpus would not match its embeddings)"
+    )
+
+
+def constructor_config(backbone):
+    """The constructor arguments of a backbone (its config without name and dtype)."""
+    config = backbone.get_config()
+    return {key: value for key, value in config.items() if key not in ("name", "trainable", "dtype")}
+
+
 def backbone_config(args, vocabulary_size):
     import keras_act
 
@@ -203,6 +324,20 @@ def backbone_config(args, vocabulary_size):
     if args.max_layers is not None:
         config["max_layers"] = args.max_layers
     return config
+
+
+def check_init_fits(args, config, vocabulary_size):
+    """Refuses an `--init` checkpoint whose vocabulary or positions do not fit the run."""
+    if config["vocabulary_size"] != vocabulary_size:
+        raise ValueError(
+            f"--init {args.init} has a vocabulary of {config['vocabulary_size']} pieces, but "
+            f"the SentencePiece model has {vocabulary_size}: give the checkpoint's own with --vocab"
+        )
+    if args.sequence_length > config["max_sequence_length"]:
+        raise ValueError(
+            f"--sequence-length {args.sequence_length} exceeds the {config['max_sequence_length']} "
+            f"positions of --init {args.init}"
+        )
 
 
 def check_run_config(model_dir, run_config):
@@ -248,20 +383,31 @@ def run(args):
         follow_recorded_run(args, read_run_config(args.model_dir))
         strategy = create_strategy(args.strategy, tpu=args.tpu)
         documents = load_documents(args)
-        vocab = prepare_vocabulary(args, documents)
+        vocab = init_vocabulary(args) if args.init else prepare_vocabulary(args, documents)
         tokenizer = keras_act.AlbertActTokenizer(proto=vocab)
-        config = backbone_config(args, tokenizer.vocabulary_size())
+        pretrainer = None
+        if args.init:
+            with strategy.scope():
+                pretrainer = load_init_pretrainer(args)
+            config = constructor_config(pretrainer.backbone)
+            check_init_fits(args, config, tokenizer.vocabulary_size())
+        else:
+            config = backbone_config(args, tokenizer.vocabulary_size())
         max_predictions = args.max_predictions or max(1, int(round(args.sequence_length * 0.15)))
-        check_run_config(
-            args.model_dir,
-            {
-                "backbone": config,
-                "vocab": os.path.abspath(vocab),
-                "vocab_sha256": file_sha256(vocab),
-                "preset": args.preset,
-                "sequence_length": args.sequence_length,
-            },
-        )
+        run_config = {
+            "backbone": config,
+            "vocab": os.path.abspath(vocab),
+            "vocab_sha256": file_sha256(vocab),
+            "preset": args.preset,
+            "sequence_length": args.sequence_length,
+        }
+        if args.init:
+            run_config["init"] = {
+                "path": args.init,
+                "max_layers": args.max_layers,
+                "initial_depth": args.initial_depth,
+            }
+        check_run_config(args.model_dir, run_config)
         instances = create_sop_instances(
             tokenize_documents(documents, tokenizer), args.sequence_length, seed=args.seed
         )
@@ -275,9 +421,11 @@ def run(args):
             f"({type(strategy).__name__})"
         )
 
-    with strategy.scope():
-        backbone = keras_act.AlbertActBackbone(**config)
-        pretrainer = keras_act.AlbertActPretrainer(backbone)
+    if pretrainer is None:
+        with strategy.scope():
+            pretrainer = keras_act.AlbertActPretrainer(keras_act.AlbertActBackbone(**config))
+    backbone = pretrainer.backbone
+    backbone.get_layer("albert_act").skip_halted = SKIP_HALTED[args.skip_halted]
     loop = training_loop_from_flags(
         strategy,
         args,
