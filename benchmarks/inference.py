@@ -1,21 +1,53 @@
-"""Inference benchmark: ALBERT-ACT's skip path against its dense path and keras-hub's ALBERT.
+"""Inference benchmarks: every path of `AlbertAct`, with and without XLA, and the references.
 
-At one batch shape, times (interleaved, in one run) a `tf.function` of the
-dense path, the skip path and keras-hub's `AlbertBackbone` with 12 and 24
-layers; with `with_peak_and_profile`, also a float32 matmul peak, the matmuls
-alone of the skip path and of keras-hub (their "floors"), and the block's
-feed-forward projection as `EinsumDense` against a 2-D matmul. FLOPs count a
-multiply-add as 2.
+Outside XLA (`tf.function`, `jit_compile=False`), at one batch shape, timed in
+interleaved rounds: the dense loop (`skip_halted=False`), the default path
+(`None`), today's data-dependent skip path (`True`), the static ladder path
+(`"static"`), keras-hub's 12-layer `AlbertBackbone`, and the lower-precision
+rows (int8 after `quantize("int8")`; bfloat16 only where the hardware has it).
+Under XLA (`jit_compile=True`): the dense loop, the static path and the
+default path. Hugging Face's PyTorch `AlbertModel` with 24 and 12 layers runs
+in its own process (`benchmarks/pytorch_reference.py`). Every ACT path is
+checked against the dense loop of the same weights (equal `updates`, largest
+output difference); a path that cannot run reports "unavailable: <reason>".
+FLOPs count a multiply-add as 2.
 """
 
-from benchmarks.harness import progress, timed_summaries
+from pathlib import Path
+
+import benchmarks.capacity as capacity
+from benchmarks.harness import (
+    bfloat16_hardware,
+    first_calls,
+    progress,
+    run_json_child,
+    timed_summaries,
+)
 from benchmarks.models import (
     MAX_LAYERS,
     act_backbone,
+    capacity_ladder,
     forward_function,
     keras_hub_backbone,
     token_inputs,
 )
+
+REFERENCE_SCRIPT = Path(__file__).resolve().parent / "pytorch_reference.py"
+
+# name: (skip_halted, capacity kind) of each ACT path timed outside XLA.
+ACT_PATHS = {
+    "act_dense": (False, "dense"),
+    "act_default": (None, None),  # the kind: that of the path it took (`path_taken`)
+    "act_dynamic": (True, "dynamic"),
+    "act_static": ("static", "static"),
+}
+# Under XLA, `True` takes the static ladder (the contract of issue 12).
+XLA_PATHS = {
+    "xla_dense": (False, "dense"),
+    "xla_static": ("static", "static"),
+    "xla_default": (None, None),
+}
+
 
 # === FLOPs ===
 
@@ -38,200 +70,257 @@ def block_flops(hidden, intermediate, length):
     return projection_flops(hidden, intermediate) + 4 * length * hidden
 
 
-# === What is timed beside the models ===
+# === Depths and checks ===
 
 
-def matmul_peak_function(size):
-    """Four chained `size`^3 float32 matmuls; returns (function, args, flops)."""
-    import tensorflow as tf
-
-    a = tf.random.stateless_normal((size, size), seed=(1, 2)) / size**0.5
-
-    @tf.function
-    def chain(x):
-        for _ in range(4):
-            x = tf.matmul(x, a)
-        return x[0, 0]
-
-    return chain, (a,), 4 * 2 * size**3
-
-
-def matmul_floor_function(counts, changed, hidden, intermediate):
-    """Only the matmuls of the projections at the given token counts.
-
-    `counts[t]` tokens get Q, output projection and feed-forward at iteration
-    t and `changed[t]` tokens new keys and values: what the skip path
-    multiplies, without its gathers, scatters, attention, layer norms and
-    halting. Returns `(function, args)`; the weights and tokens are
-    arguments, so that nothing can be constant-folded.
-    """
-    import tensorflow as tf
-
-    shapes = (
-        (hidden, hidden),
-        (hidden, 2 * hidden),
-        (hidden, hidden),
-        (hidden, intermediate),
-        (intermediate, hidden),
-        (max(changed), hidden),
-    )
-    args = (
-        tuple(  # values of order 1 all the way (no denormals)
-            tf.random.stateless_normal(shape, seed=(seed, 0)) / shape[0] ** 0.5
-            for seed, shape in enumerate(shapes[:-1])
-        )
-        + (tf.random.stateless_normal(shapes[-1], seed=(9, 0)),)
-    )
-
-    @tf.function
-    def floor(q, kv, o, up, down, tokens):
-        # Each iteration feeds the next, so that no two are the same
-        # computation (Grappler would merge them); one scalar rescale per
-        # iteration keeps the values of order 1.
-        x = tokens
-        for running, fresh in zip(counts, changed, strict=True):
-            key_values = tf.matmul(x[:fresh], kv)
-            y = tf.matmul(tf.matmul(x[:running], q), o)
-            y = tf.matmul(tf.nn.gelu(tf.matmul(y, up), approximate=True), down)
-            y += key_values[:running, :hidden]
-            x = y * tf.math.rsqrt(tf.reduce_mean(tf.square(y)) + 1e-6)
-        return tf.reduce_sum(x)
-
-    return floor, args
-
-
-def ffn_functions(backbone, batch, length, repeats=5):
-    """AlbertBlock's `hidden -> intermediate` EinsumDense vs the same 2-D matmul."""
-    import tensorflow as tf
-
-    dense = backbone.get_layer("albert_act").transformer_block._feedforward_intermediate_dense
-    hidden = dense.kernel.shape[0]
-    x = tf.random.stateless_normal((batch, length, hidden), seed=(7, 0))
-
-    @tf.function
-    def einsum_dense(x):
-        return tf.add_n([tf.reduce_sum(dense(x + float(i))[:, :1]) for i in range(repeats)])
-
-    @tf.function
-    def matmul(x):
-        flat = tf.reshape(x, [-1, hidden])
-        outputs = [
-            dense.activation(tf.matmul(flat + float(i), dense.kernel) + dense.bias)
-            for i in range(repeats)
-        ]
-        return tf.add_n([tf.reduce_sum(y[:1]) for y in outputs])
-
-    flops = repeats * 2 * batch * length * hidden * dense.kernel.shape[1]
-    return {"ffn_einsum_dense": (einsum_dense, (x,)), "ffn_matmul": (matmul, (x,))}, flops
-
-
-def depth_statistics(backbone, inputs, max_layers):
-    """Depth figures of the batch, and the per-iteration token counts."""
-    import keras
+def depth_statistics(updates, max_layers):
+    """Depth figures of a batch from its `updates` (all tokens real)."""
     import numpy as np
 
-    encoder = backbone.get_layer("albert_act")
-    embedded = backbone.get_layer("embedding_projection")
-    probe = keras.Model(backbone.input, embedded.output)
-    outputs = encoder(probe(inputs), padding_mask=inputs["padding_mask"], return_iterations=True)
-    updates = outputs["updates"].numpy()
-    iterations = int(outputs["num_iterations"])
-    counts = [int((updates > t).sum()) for t in range(iterations)]
+    updates = np.asarray(updates)
     return {
         "mean": float(updates.mean()),
         "min": int(updates.min()),
         "max": int(updates.max()),
         "fraction_at_cap": float((updates == max_layers).mean()),
-        "iterations": iterations,
+        "iterations": int(updates.max()),
         "token_updates": int(updates.sum()),
         "histogram": np.bincount(updates.astype(int).ravel(), minlength=max_layers + 1).tolist(),
-    }, counts
+    }
 
 
-# === The benchmark ===
-
-
-def inference_figures(geometry, batch, length, rounds, with_peak_and_profile, matmul_size):
-    """Every inference figure of one batch shape (see benchmarks/README.md)."""
+def against_reference(outputs, reference):
+    """Equal `updates` and the largest output difference against the dense loop's."""
     import numpy as np
 
+    updates_equal = bool(np.array_equal(outputs["updates"], reference["updates"]))
+    changed = outputs["updates"] != reference["updates"]
+    return {
+        "updates_equal_dense": updates_equal,
+        "fraction_of_tokens_with_other_updates": float(changed.mean()),
+        "mean_updates_difference": float((outputs["updates"] - reference["updates"]).mean()),
+        "max_abs_difference_vs_dense": float(
+            np.abs(outputs["sequence_output"] - reference["sequence_output"]).max()
+        ),
+    }
+
+
+def path_taken(outputs, name, candidates):
+    """Which of `candidates` gave bit for bit the outputs of `name` (the automatic path).
+
+    Same weights and inputs: the path the automatic choice took gives the
+    same bits as that path forced explicitly. None if no candidate does.
+    """
+    import numpy as np
+
+    if name not in outputs:
+        return None
+    for candidate in candidates:
+        if candidate in outputs and all(
+            np.array_equal(outputs[name][key], outputs[candidate][key]) for key in outputs[name]
+        ):
+            return candidate
+    return None
+
+
+def capacity_by_path(running, tokens, kinds, ladder):
+    """`benchmarks.capacity.path_capacity` of each path."""
+    return {
+        name: capacity.path_capacity(kind, running, tokens, ladder=ladder)
+        for name, kind in kinds.items()
+        if kind is not None
+    }
+
+
+def timed_paths(functions, rounds, label, reference=None):
+    """First calls, checks against `reference` (or the dense loop), timed rounds.
+
+    Returns:
+        `(seconds, first_call_seconds, checks, unavailable, outputs)`.
+    """
+    working, outputs, first, reasons = first_calls(functions, label)
+    reference = reference if reference is not None else outputs.get("act_dense")
+    checks = {
+        name: against_reference(result, reference)
+        for name, result in outputs.items()
+        if reference is not None and "updates" in result
+    }
+    seconds = timed_summaries(working, rounds, label, warm_up=False)
+    return seconds, first, checks, reasons, outputs
+
+
+def rates(seconds, tokens):
+    """Tokens per second of the best and the median round of each function."""
+    return (
+        {k: tokens / v["best"] for k, v in seconds.items()},
+        {k: tokens / v["median"] for k, v in seconds.items()},
+    )
+
+
+def ratio(seconds, faster, slower, statistic="best"):
+    """`slower`'s time over `faster`'s (a speed-up of `faster`), or None if either is missing."""
+    if faster not in seconds or slower not in seconds:
+        return None
+    return seconds[slower][statistic] / seconds[faster][statistic]
+
+
+# === Outside XLA ===
+
+
+def inference_figures(geometry, batch, length, rounds):
+    """Every inference figure outside XLA, at one batch shape (see benchmarks/README.md)."""
     progress(f"inference {batch}x{length} ({rounds} rounds): building the models")
     inputs = token_inputs(batch, length, geometry["vocabulary_size"])
-    dense = act_backbone(geometry, MAX_LAYERS, skip_halted=False)
-    skip = act_backbone(geometry, MAX_LAYERS, skip_halted=True)
-    keras_hub = {n: keras_hub_backbone(geometry, n) for n in (12, 24)}
-    depth, counts = depth_statistics(dense, inputs, MAX_LAYERS)
-    # Same weights, same inputs: the two paths must agree before timing.
-    a, b = dense(inputs), skip(inputs)
-    np.testing.assert_array_equal(a["updates"], b["updates"])
-    max_difference = float(np.abs(a["sequence_output"] - b["sequence_output"]).max())
-
-    functions = {
-        "act_dense": (forward_function(dense, inputs), (inputs,)),
-        "act_skip": (forward_function(skip, inputs), (inputs,)),
-        "keras_hub_12": (forward_function(keras_hub[12], inputs), (inputs,)),
-        "keras_hub_24": (forward_function(keras_hub[24], inputs), (inputs,)),
+    backbones = {
+        name: act_backbone(geometry, MAX_LAYERS, skip_halted=skip)
+        for name, (skip, _) in ACT_PATHS.items()
     }
-    hidden, intermediate = geometry["hidden_dim"], geometry["intermediate_dim"]
-    if with_peak_and_profile:
-        peak, peak_args, peak_flops = matmul_peak_function(matmul_size)
-        functions["matmul_peak"] = (peak, peak_args)
-        changed = [batch * length] + counts[:-1]
-        functions["skip_matmul_floor"] = matmul_floor_function(
-            counts, changed, hidden, intermediate
-        )
-        functions["keras_hub_12_matmul_floor"] = matmul_floor_function(
-            [batch * length] * 12, [batch * length] * 12, hidden, intermediate
-        )
-        ffn, ffn_flops = ffn_functions(dense, batch, length)
-        functions.update(ffn)
-    seconds = timed_summaries(functions, rounds, f"inference {batch}x{length}")
+    ladder = capacity_ladder(backbones["act_static"])
+    functions = {name: (forward_function(b, inputs), (inputs,)) for name, b in backbones.items()}
+    functions["keras_hub_12"] = (forward_function(keras_hub_backbone(geometry, 12), inputs), (inputs,))
+    lower_precision = {}
+    quantized = act_backbone(geometry, MAX_LAYERS)
+    try:
+        quantized.quantize("int8")
+        functions["act_int8"] = (forward_function(quantized, inputs), (inputs,))
+    except Exception as error:  # reported as unavailable
+        lower_precision["act_int8"] = {"unavailable": f"unavailable: quantize('int8'): {error}"}
+    hardware = bfloat16_hardware()
+    if hardware["available"]:
+        bf16 = act_backbone(geometry, MAX_LAYERS, dtype="mixed_bfloat16")
+        functions["act_bfloat16"] = (forward_function(bf16, inputs), (inputs,))
+    else:
+        lower_precision["act_bfloat16"] = {
+            "unavailable": "unavailable: no native bfloat16 here (the CPU has neither "
+            f"{' nor '.join(f.upper() for f in ('avx512_bf16', 'amx_bf16'))}; no GPU)",
+        }
+    del backbones, quantized
 
+    label = f"inference {batch}x{length}"
+    seconds, first, checks, reasons, outputs = timed_paths(functions, rounds, label)
     tokens = batch * length
-    best = {k: v["best"] for k, v in seconds.items()}
-    median = {k: v["median"] for k, v in seconds.items()}
-    useful_flops = depth["token_updates"] * block_flops(hidden, intermediate, length)
-    models = ("act_dense", "act_skip", "keras_hub_12", "keras_hub_24")
+    best, median = rates(seconds, tokens)
+    dense_updates = outputs["act_dense"]["updates"]
+    depth = depth_statistics(dense_updates, MAX_LAYERS)
+    running = capacity.running_tokens(dense_updates.ravel())
+    kinds = {name: kind for name, (_, kind) in ACT_PATHS.items()}
+    taken = path_taken(outputs, "act_default", ("act_dynamic", "act_static", "act_dense"))
+    kinds["act_default"] = ACT_PATHS[taken][1] if taken else None
+    kinds["act_int8"] = "dense"  # a quantized block runs the dense loop
+    capacities = capacity_by_path(running, tokens, kinds, ladder)
+    capacities["keras_hub_12"] = capacity.path_capacity("fixed", running, tokens, layers=12)
+    useful_flops = depth["token_updates"] * block_flops(
+        geometry["hidden_dim"], geometry["intermediate_dim"], length
+    )
+    for name in ("act_int8", "act_bfloat16"):
+        if name in reasons:
+            lower_precision[name] = {"unavailable": reasons[name]}
+        elif name in checks:
+            default = outputs.get("act_default") or outputs["act_dense"]
+            lower_precision[name] = dict(
+                against_reference(outputs[name], default),
+                tokens_per_second=best[name],
+                speed_over_default=ratio(seconds, name, "act_default"),
+            )
+    lower_precision["bfloat16_hardware"] = hardware
     figures = {
         "batch": batch,
         "sequence_length": length,
         "depth": depth,
-        "max_abs_difference_skip_vs_dense": max_difference,
+        "capacity_ladder": ladder,
+        "default_path_took": taken,
         "seconds": seconds,
-        "tokens_per_second": {k: tokens / best[k] for k in models},
-        "tokens_per_second_median": {k: tokens / median[k] for k in models},
-        "ms_per_block_application": {
-            "act_dense": 1e3 * best["act_dense"] / depth["iterations"],
-            "keras_hub_12": 1e3 * best["keras_hub_12"] / 12,
-            "keras_hub_24": 1e3 * best["keras_hub_24"] / 24,
-        },
+        "first_call_seconds": first,
+        "tokens_per_second": best,
+        "tokens_per_second_median": median,
+        "checks": checks,
+        "unavailable": reasons,
+        "capacity": capacities,
+        "lower_precision": lower_precision,
         "useful_gflop": useful_flops / 1e9,
-        "useful_gflops": {
-            "act_skip": useful_flops / best["act_skip"] / 1e9,
-            "act_dense": useful_flops / best["act_dense"] / 1e9,
+        "useful_gflops": {k: useful_flops / v["best"] / 1e9 for k, v in seconds.items()},
+    }
+    figures["ratios"] = {
+        f"{name}{suffix}": ratio(seconds, faster, slower, statistic)
+        for name, faster, slower in (
+            ("default_over_dense", "act_default", "act_dense"),
+            ("default_over_dynamic", "act_default", "act_dynamic"),
+            ("default_over_keras_hub_12", "act_default", "keras_hub_12"),
+            ("dynamic_over_dense", "act_dynamic", "act_dense"),
+            ("static_over_dense", "act_static", "act_dense"),
+            ("dynamic_over_keras_hub_12", "act_dynamic", "keras_hub_12"),
+        )
+        for suffix, statistic in (("", "best"), ("_median", "median"))
+    }
+    return figures, outputs["act_dense"]
+
+
+# === Under XLA ===
+
+
+def xla_inference_figures(geometry, batch, length, rounds, reference):
+    """The dense loop, the static path and the default path, each XLA-compiled.
+
+    `reference`: the dense loop's outputs outside XLA, for the checks.
+    """
+    progress(f"XLA inference {batch}x{length} ({rounds} rounds): building the models")
+    inputs = token_inputs(batch, length, geometry["vocabulary_size"])
+    backbones = {
+        name: act_backbone(geometry, MAX_LAYERS, skip_halted=skip)
+        for name, (skip, _) in XLA_PATHS.items()
+    }
+    ladder = capacity_ladder(backbones["xla_static"])
+    functions = {
+        name: (forward_function(b, inputs, jit_compile=True), (inputs,))
+        for name, b in backbones.items()
+    }
+    label = f"XLA inference {batch}x{length}"
+    seconds, first, checks, reasons, outputs = timed_paths(functions, rounds, label, reference)
+    tokens = batch * length
+    best, median = rates(seconds, tokens)
+    running = capacity.running_tokens(reference["updates"].ravel())
+    kinds = {name: kind for name, (_, kind) in XLA_PATHS.items()}
+    taken = path_taken(outputs, "xla_default", ("xla_static", "xla_dense"))
+    kinds["xla_default"] = XLA_PATHS[taken][1] if taken else None
+    return {
+        "batch": batch,
+        "sequence_length": length,
+        "capacity_ladder": ladder,
+        "default_path_took": taken,
+        "seconds": seconds,
+        "first_call_seconds": first,
+        "tokens_per_second": best,
+        "tokens_per_second_median": median,
+        "checks": checks,
+        "unavailable": reasons,
+        "capacity": capacity_by_path(running, tokens, kinds, ladder),
+        "ratios": {
+            "static_over_dense": ratio(seconds, "xla_static", "xla_dense"),
+            "default_over_dense": ratio(seconds, "xla_default", "xla_dense"),
+            "static_over_dense_median": ratio(seconds, "xla_static", "xla_dense", "median"),
+            "default_over_dense_median": ratio(seconds, "xla_default", "xla_dense", "median"),
         },
     }
-    ratios = {
-        "skip_over_dense": best["act_dense"] / best["act_skip"],
-        "skip_over_keras_hub_12": best["keras_hub_12"] / best["act_skip"],
-        "skip_over_keras_hub_24": best["keras_hub_24"] / best["act_skip"],
-        "dense_over_keras_hub_per_block": (best["act_dense"] / depth["iterations"])
-        / (best["keras_hub_24"] / 24),
-        "skip_over_dense_median": median["act_dense"] / median["act_skip"],
-        "skip_over_keras_hub_12_median": median["keras_hub_12"] / median["act_skip"],
-    }
-    if with_peak_and_profile:
-        figures["matmul_peak_gflops"] = peak_flops / best["matmul_peak"] / 1e9
-        ratios["skip_useful_over_peak"] = (
-            figures["useful_gflops"]["act_skip"] / figures["matmul_peak_gflops"]
+
+
+# === Hugging Face's PyTorch ALBERT, in its own processes ===
+
+
+def pytorch_reference_figures(geometry, batch, length, rounds, depths=(24, 12)):
+    """`benchmarks/pytorch_reference.py` at each depth, each in a fresh process."""
+    import json
+
+    figures = {}
+    for layers in depths:
+        progress(f"PyTorch reference: Hugging Face AlbertModel, {layers} layers, in a fresh process")
+        figures[f"hf_{layers}"] = run_json_child(
+            REFERENCE_SCRIPT,
+            [
+                f"--layers={layers}",
+                f"--batch={batch}",
+                f"--length={length}",
+                f"--rounds={rounds}",
+                f"--geometry={json.dumps(geometry)}",
+            ],
         )
-        figures["profile"] = {
-            "ffn_einsum_dense_gflops": ffn_flops / best["ffn_einsum_dense"] / 1e9,
-            "ffn_matmul_gflops": ffn_flops / best["ffn_matmul"] / 1e9,
-            "skip_over_its_matmul_floor": best["act_skip"] / best["skip_matmul_floor"],
-            "keras_hub_12_over_its_matmul_floor": best["keras_hub_12"]
-            / best["keras_hub_12_matmul_floor"],
-            "running_tokens_per_iteration": counts,
-        }
-    figures["ratios"] = ratios
     return figures

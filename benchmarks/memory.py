@@ -1,73 +1,75 @@
-"""Memory benchmark: the peak RSS of each workload's first call, each in a fresh process.
+"""Memory benchmark: the peak memory of a training step's first call, each in a fresh process.
 
-Inference of the dense path, the skip path and keras-hub with 12 layers at
-the main batch, and a training step of each preset with and without XLA.
-The parent (`memory_figures`) starts `benchmarks/run.py --child SPEC` once
-per workload; the child (`measure_workload`) builds it and measures its own
-peak (`benchmarks.harness.first_call_memory`).
+One pre-training step (`benchmarks.training_step`) of the dense loop and of
+the default path, with and without XLA. The parent (`memory_figures`) starts
+`benchmarks/run.py --child SPEC` once per workload; the child
+(`measure_workload`) builds it and measures its own peak
+(`benchmarks.harness.call_memory`: peak RSS during the first call, with
+tracing and compilation, and during a second call, and the GPU's peaks where
+there is one). A workload whose child fails reports "unavailable: <reason>".
 """
 
 from pathlib import Path
 
-from benchmarks.harness import first_call_memory, progress, run_in_child
-from benchmarks.models import (
-    MAX_LAYERS,
-    act_backbone,
-    forward_function,
-    keras_hub_backbone,
-    pretraining_setup,
-    token_inputs,
+from benchmarks.harness import call_memory, progress, run_in_child
+from benchmarks.models import pretraining_setup
+from benchmarks.training_step import (
+    COMPILERS,
+    TRAINING_PATHS,
+    TRAINING_PRESET,
+    training_step_function,
+    variant_name,
 )
-from benchmarks.training_step import TRAINING_PRESETS, training_step_function
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+MEMORY_PATHS = ("dense", "default")
 
 
-def memory_workloads(inference_shape, training_shape):
-    """`{name: spec}` of every workload, for `(batch, length)` of each kind."""
-    batch, length = inference_shape
-    train_batch, train_length = training_shape
-    workloads = {
-        f"inference_{variant}_{batch}x{length}": dict(
-            kind="inference", variant=variant, batch=batch, length=length
+def memory_workloads(training_shape, compilers=tuple(COMPILERS)):
+    """`{name: spec}` of every workload, for the training `(batch, length)`.
+
+    >>> list(memory_workloads((8, 128), ("no_xla",)))
+    ['training_dense_no_xla_8x128', 'training_default_no_xla_8x128']
+    """
+    batch, length = training_shape
+    return {
+        f"training_{variant_name(path, compiler)}_{batch}x{length}": dict(
+            kind="training", path=path, compiler=compiler, batch=batch, length=length
         )
-        for variant in ("act_dense", "act_skip", "keras_hub_12")
+        for compiler in compilers
+        for path in MEMORY_PATHS
     }
-    for preset in TRAINING_PRESETS:
-        for jit in (False, True):
-            name = f"training_{preset}_{'xla' if jit else 'no_xla'}_{train_batch}x{train_length}"
-            workloads[name] = dict(
-                kind="training",
-                preset=preset,
-                jit_compile=jit,
-                batch=train_batch,
-                length=train_length,
-            )
-    return workloads
 
 
 def measure_workload(spec, geometry):
     """In the child process: builds the workload, then measures its first call."""
-    if spec["kind"] == "inference":
-        if spec["variant"] == "keras_hub_12":
-            backbone = keras_hub_backbone(geometry, 12)
-        else:
-            backbone = act_backbone(geometry, MAX_LAYERS, skip_halted=spec["variant"] == "act_skip")
-        inputs = token_inputs(spec["batch"], spec["length"], geometry["vocabulary_size"])
-        function, args = forward_function(backbone, inputs), (inputs,)
-    else:
-        pretrainer, args, num_predictions, _ = pretraining_setup(
-            spec["preset"], geometry, spec["batch"], spec["length"]
-        )
-        function = training_step_function(pretrainer, spec["jit_compile"], num_predictions)
-    return first_call_memory(function, args)
+    pretrainer, args, _, _ = pretraining_setup(
+        TRAINING_PRESET, geometry, spec["batch"], spec["length"],
+        skip_halted=TRAINING_PATHS[spec["path"]],
+    )
+    function = training_step_function(pretrainer, COMPILERS[spec["compiler"]])
+    return call_memory(function, args)
 
 
-def memory_figures(mode, inference_shape, training_shape):
-    """Peak RSS of each workload, each in a fresh child process of `run.py`."""
+def memory_figures(mode, training_shape, compilers=tuple(COMPILERS)):
+    """Peak memory of each workload, each in a fresh child process of `run.py`,
+    and the default path's peak over the dense loop's per compiler."""
     figures = {}
-    for name, spec in memory_workloads(inference_shape, training_shape).items():
+    for name, spec in memory_workloads(training_shape, compilers).items():
         progress(f"peak RSS: {name} in a fresh process")
         measured = run_in_child(RUN_SCRIPT, dict(spec, mode=mode))
         figures[name] = dict(measured, spec=spec)
-    return figures
+    batch, length = training_shape
+    ratios = {}
+    for compiler in compilers:
+        dense = figures[f"training_dense_{compiler}_{batch}x{length}"]
+        default = figures[f"training_default_{compiler}_{batch}x{length}"]
+        for key in (
+            "peak_rss_mib",
+            "second_call_increase_mib",
+            "gpu_peak_mib",
+            "second_call_gpu_peak_mib",
+        ):
+            if dense.get(key) and default.get(key):
+                ratios[f"default_over_dense_{compiler}_{key}"] = default[key] / dense[key]
+    return {"workloads": figures, "ratios": ratios}

@@ -1,5 +1,8 @@
 """The models and inputs the benchmarks time: ALBERT-ACT and keras-hub's ALBERT.
 
+(Hugging Face's PyTorch ALBERT is timed in its own process:
+`benchmarks/pytorch_reference.py`.)
+
 All models have random weights (nothing can be downloaded); the halting unit
 of ALBERT-ACT is rescaled so that the depths spread as the paper's base
 model's (see `set_halting`).
@@ -41,19 +44,32 @@ def set_halting(backbone):
     halting.bias.assign([HALTING_BIAS])
 
 
-def act_backbone(geometry, max_layers, skip_halted=None, ponder_weight=2.5e-4):
-    """An `AlbertActBackbone` of `geometry` (seed `SEED`), halting rescaled."""
+def act_backbone(geometry, max_layers, skip_halted=None, ponder_weight=2.5e-4, dtype=None):
+    """An `AlbertActBackbone` of `geometry` (seed `SEED`), halting rescaled.
+
+    Every backbone built here has the same weights (same seed), whatever
+    its path or dtype policy. `skip_halted` is set on the `AlbertAct`
+    layer as an attribute, not checked here: a value the layer does not
+    know (yet) fails at the first call, which the benchmarks report as
+    "unavailable".
+    """
     import keras
 
     import keras_act
 
     keras.utils.set_random_seed(SEED)
     backbone = keras_act.AlbertActBackbone(
-        **geometry, max_layers=max_layers, ponder_weight=ponder_weight
+        **geometry, max_layers=max_layers, ponder_weight=ponder_weight, dtype=dtype
     )
     set_halting(backbone)
     backbone.get_layer("albert_act").skip_halted = skip_halted
     return backbone
+
+
+def capacity_ladder(backbone):
+    """The static path's ladder of capacities (fractions), or None if the layer has none."""
+    ladder = getattr(backbone.get_layer("albert_act"), "capacity_ladder", None)
+    return None if ladder is None else [float(f) for f in ladder]
 
 
 def keras_hub_backbone(geometry, num_layers):
@@ -79,16 +95,29 @@ def token_inputs(batch, length, vocabulary_size, seed=SEED):
     }
 
 
-def forward_function(backbone, inputs):
-    """A `tf.function` (no XLA) of the backbone's `sequence_output`."""
+def forward_function(backbone, inputs, jit_compile=False):
+    """A `tf.function` of the backbone: `{"sequence_output", "updates"}` (float32).
+
+    keras-hub's backbones have no `updates`: theirs is the sequence output only.
+    """
     import tensorflow as tf
 
     signature = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in inputs.items()}
-    return tf.function(lambda x: backbone(x)["sequence_output"], input_signature=[signature])
+
+    def forward(x):
+        outputs = backbone(x)
+        result = {"sequence_output": tf.cast(outputs["sequence_output"], "float32")}
+        if "updates" in outputs:
+            result["updates"] = tf.cast(outputs["updates"], "float32")
+        return result
+
+    return tf.function(forward, input_signature=[signature], jit_compile=jit_compile)
 
 
-def pretraining_setup(preset, geometry, batch, length):
+def pretraining_setup(preset, geometry, batch, length, skip_halted=None):
     """An `AlbertActPretrainer` of `preset` in `geometry` and one random batch.
+
+    `skip_halted` is set on its `AlbertAct` layer (as in `act_backbone`).
 
     Returns:
         `(pretrainer, (inputs, mlm_labels, sop_labels), num_predictions,
@@ -105,6 +134,7 @@ def pretraining_setup(preset, geometry, batch, length):
     keras.utils.set_random_seed(SEED)
     backbone = keras_act.AlbertActBackbone(**config)
     set_halting(backbone)
+    backbone.get_layer("albert_act").skip_halted = skip_halted
     pretrainer = keras_act.AlbertActPretrainer(backbone)
     num_predictions = max(1, round(MASKED_FRACTION * length))
     rng = np.random.default_rng(SEED)

@@ -1,23 +1,28 @@
-"""ALBERT-ACT's skip path against its dense path and keras-hub's ALBERT (issue 7).
+"""ALBERT-ACT's paths with and without XLA, in inference and training, against the references (issue 12).
 
     python benchmarks/run.py [--quick] [--json PATH | --regenerate]
 
 Prints a table and writes every figure to JSON: `runs/benchmarks/results.json`
-by default (not in git), `--json PATH` elsewhere; `--regenerate` replaces the
-committed `benchmarks/results.json` (full runs only), whose figures
-`benchmarks/RESULTS.md` and the README quote. Progress (each phase, each
-timed round, each workload) goes to stderr. All timings are taken in this process, in one run, with the
-variants timed in interleaved rounds (so a noisy neighbour slows all of them
-alike); every target is a ratio of two figures of the same run. Peak RSS is
-measured in one fresh child process per workload, from the child's own
-`/proc/self/status`. `--quick` takes fewer rounds and a smaller training batch;
-`--smoke` (for the test suite only) also shrinks the model, so its figures
-mean nothing. See `benchmarks/README.md` for what each figure is.
+by default (not in git), `--json PATH` elsewhere; `--regenerate` (full runs
+only) replaces the committed `benchmarks/results.json` and rewrites the
+generated sections of `benchmarks/RESULTS.md` and the README's speed table
+from it (`benchmarks/report.py`). Progress (each phase, each timed round,
+each child process) goes to stderr. All timings of the TensorFlow models
+are taken in this process, in one run, with the variants timed in
+interleaved rounds (so a noisy neighbour slows all of them alike); every
+target is a ratio of two figures of the same run. Hugging Face's PyTorch
+ALBERT runs in its own processes (`benchmarks/pytorch_reference.py`), and
+each peak-memory workload in a fresh child process. A path that cannot run
+here (not built, refused in this context) is reported as "unavailable:
+<reason>", never ends the run. `--quick` runs everything on a tiny model
+with few rounds, for the test suite: its figures mean nothing. See
+`benchmarks/README.md` for what each figure is.
 
-This file is the command line and the run's plan; the harness (timing,
-child-process memory probes, JSON) is `benchmarks/harness.py`, the models
-`benchmarks/models.py`, and each benchmark has its own file
-(`inference.py`, `training_step.py`, `memory.py`; the table: `report.py`).
+This file is the command line, the run's plan and its targets; the harness
+(timing, child processes, JSON) is `benchmarks/harness.py`, the models
+`benchmarks/models.py`, and each benchmark has its own file (`inference.py`,
+`training_step.py`, `memory.py`, `pytorch_reference.py`; the capacity
+accounting `capacity.py`; the table and the Markdown: `report.py`).
 """
 
 import argparse
@@ -32,14 +37,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.harness import (  # noqa: E402
-    evaluate_targets,
-    flat_ratios,
-    machine,
-    progress,
-    write_json,
+from benchmarks.harness import machine, progress, write_json  # noqa: E402
+from benchmarks.inference import (  # noqa: E402
+    inference_figures,
+    pytorch_reference_figures,
+    xla_inference_figures,
 )
-from benchmarks.inference import inference_figures  # noqa: E402
 from benchmarks.memory import measure_workload, memory_figures  # noqa: E402
 from benchmarks.models import (  # noqa: E402
     BASE_GEOMETRY,
@@ -48,33 +51,60 @@ from benchmarks.models import (  # noqa: E402
     MAX_LAYERS,
     SMOKE_GEOMETRY,
 )
-from benchmarks.report import format_table  # noqa: E402
+from benchmarks.report import format_table, write_generated_sections  # noqa: E402
 from benchmarks.training_step import training_figures  # noqa: E402
 
 DEFAULT_JSON = REPO / "runs" / "benchmarks" / "results.json"
 COMMITTED_JSON = REPO / "benchmarks" / "results.json"
 
-# What each mode runs: the model geometry, the inference batches (batch,
-# sequence length, timed rounds), the size of the matmul-peak matrices, the
-# training batch (batch, sequence length) and the timed training steps.
-MODE_FIELDS = ("geometry", "inference", "matmul_size", "training_batch", "training_steps")
+# What each mode runs: the model geometry, the batch (batch, sequence
+# length), the timed rounds outside and under XLA and of the PyTorch
+# reference, the training batch, the timed training steps and the compilers
+# of the peak-memory workloads.
+MODE_FIELDS = (
+    "geometry",
+    "batch",
+    "rounds",
+    "xla_rounds",
+    "reference_rounds",
+    "training_batch",
+    "training_steps",
+    "memory_compilers",
+)
 MODES = {
     name: dict(zip(MODE_FIELDS, values, strict=True))
     for name, values in {
-        "full": (BASE_GEOMETRY, ((8, 128, 7), (1, 128, 15)), 2048, (8, 128), 2),
-        "quick": (BASE_GEOMETRY, ((8, 128, 3), (1, 128, 4)), 2048, (2, 64), 1),
-        "smoke": (SMOKE_GEOMETRY, ((8, 32, 2), (1, 32, 2)), 512, (2, 32), 1),
+        "full": (BASE_GEOMETRY, (8, 128), 5, 5, 7, (8, 128), 3, ("no_xla", "xla")),
+        "quick": (SMOKE_GEOMETRY, (8, 32), 2, 2, 2, (2, 32), 1, ("no_xla",)),
     }.items()
 }
 
-# Judged on the ratios of the first inference batch (8x128 but in --smoke).
+# name, figure (in results["ratios"]), comparison, threshold, the check that
+# must hold for the figure to count (in results["checks"]).
 TARGETS = (
-    # name, ratio, comparison, threshold
-    ("skip / dense tokens/s", "skip_over_dense", ">=", 1.8),
-    ("skip / keras-hub 12 layers tokens/s", "skip_over_keras_hub_12", ">=", 1.1),
-    ("dense / keras-hub 24 layers time per block", "dense_over_keras_hub_per_block", "<=", 1.1),
-    ("skip useful GFLOP/s / matmul peak", "skip_useful_over_peak", ">=", 0.45),
+    ("XLA inference: static path / XLA dense loop tokens/s", "xla_static_over_dense", ">=", 1.6,
+     "xla_static"),
+    ("training step outside XLA: default path / dense", "training_default_over_dense_no_xla",
+     ">=", 1.5, "training_default_no_xla"),
+    ("training step under XLA: default path / dense", "training_default_over_dense_xla", ">=",
+     1.3, "training_default_xla"),
+    # "No higher than dense", within the 2% that peak RSS moves between runs.
+    ("training step peak RSS outside XLA: default / dense",
+     "memory_default_over_dense_no_xla_peak_rss_mib", "<=", 1.02, None),
+    ("training step peak RSS under XLA: default / dense",
+     "memory_default_over_dense_xla_peak_rss_mib", "<=", 1.02, None),
+    ("inference outside XLA: default path / today's skip path", "default_over_dynamic", ">=",
+     1.0, "act_default"),
+    ("inference outside XLA: default path / keras-hub 12 layers", "default_over_keras_hub_12",
+     ">=", 1.2, "act_default"),
+    ("inference outside XLA: default path / Hugging Face PyTorch 24 layers",
+     "default_over_hf_24", ">=", 3.0, "act_default"),
 )
+# A path counts as correct if its `updates` equal the dense loop's and its
+# outputs are within this of the dense loop's (training: the first step's
+# loss, relative).
+OUTPUT_TOLERANCE = 1e-4
+LOSS_TOLERANCE = 1e-4
 
 
 def run_child(spec, out_path):
@@ -83,11 +113,79 @@ def run_child(spec, out_path):
     Path(out_path).write_text(json.dumps(figures))
 
 
+def path_checks(results):
+    """`{path: {"ok", ...}}`: whether each ACT path gave the dense loop's results."""
+    checks = {}
+    for section in ("inference", "xla_inference"):
+        for name, check in results[section]["checks"].items():
+            ok = check["updates_equal_dense"] and (
+                check["max_abs_difference_vs_dense"] <= OUTPUT_TOLERANCE
+            )
+            checks[name] = dict(check, ok=bool(ok))
+    for name, check in results["training"]["checks"].items():
+        ok = check["mean_depth_equal_dense"] and (
+            check["first_loss_relative_difference_vs_dense"] <= LOSS_TOLERANCE
+        )
+        checks[f"training_{name}"] = dict(check, ok=bool(ok))
+    return checks
+
+
+def flat_ratios(results):
+    """The ratios the targets and the tables quote, in one flat dict (None: unavailable)."""
+    inference = results["inference"]
+    ratios = {f"xla_{k}": v for k, v in results["xla_inference"]["ratios"].items()}
+    ratios.update({f"training_{k}": v for k, v in results["training"]["ratios"].items()})
+    ratios.update({f"memory_{k}": v for k, v in results["memory"]["ratios"].items()})
+    ratios.update(inference["ratios"])
+    default = inference["tokens_per_second"].get("act_default")
+    for name, figures in results["pytorch_reference"].items():
+        theirs = figures.get("tokens_per_second")
+        ratios[f"default_over_{name}"] = default / theirs if default and theirs else None
+    return ratios
+
+
+def evaluate_targets(ratios, checks, targets=TARGETS):
+    """Each target against the ratios of this run.
+
+    A target is met only if its figure is there and the path it measures gave
+    the dense loop's results (`checks`).
+
+    Returns:
+        A list of `{"name", "figure", "value", "target", "met", "status"}`,
+        `status` one of "met", "missed", "unavailable" or "wrong results".
+
+    >>> evaluate_targets({"a": 2.0, "b": None}, {"p": {"ok": True}},
+    ...                  (("A", "a", ">=", 1.5, "p"), ("B", "b", "<=", 1.0, None)))[1]["status"]
+    'unavailable'
+    """
+    evaluated = []
+    for description, name, comparison, threshold, check in targets:
+        value = ratios.get(name)
+        if value is None:
+            status = "unavailable"
+        elif check is not None and not checks.get(check, {}).get("ok", False):
+            status = "wrong results"
+        elif (value >= threshold) if comparison == ">=" else (value <= threshold):
+            status = "met"
+        else:
+            status = "missed"
+        evaluated.append(
+            dict(
+                name=description,
+                figure=name,
+                value=value,
+                target=f"{comparison} {threshold}",
+                met=status == "met",
+                status=status,
+            )
+        )
+    return evaluated
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller training batch")
     parser.add_argument(
-        "--smoke", action="store_true", help="tiny model, for the test suite (figures mean nothing)"
+        "--quick", action="store_true", help="tiny model, few rounds: a smoke run (figures mean nothing)"
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
@@ -98,8 +196,8 @@ def main(argv=None):
     output.add_argument(
         "--regenerate",
         action="store_true",
-        help=f"replace the committed {COMMITTED_JSON.relative_to(REPO)} (full runs only); "
-        "RESULTS.md and the README quote it, so update them too",
+        help=f"replace the committed {COMMITTED_JSON.relative_to(REPO)} (full runs only) and "
+        "rewrite the generated sections of benchmarks/RESULTS.md and README.md from it",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -107,7 +205,7 @@ def main(argv=None):
     if args.child:
         return run_child(json.loads(args.child), args.child_out)
 
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "full"
     if args.regenerate and mode != "full":
         parser.error("--regenerate replaces the committed figures: only with a full run")
     json_path = Path(COMMITTED_JSON if args.regenerate else args.json)
@@ -115,42 +213,47 @@ def main(argv=None):
         parser.error(f"--json {json_path} is a folder: give a file path")
     config = MODES[mode]
     start = time.perf_counter()
+    batch, length = config["batch"]
     results = {
         "mode": mode,
+        "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
         "machine": machine(),
         "config": {
-            "geometry": config["geometry"],
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
             "max_layers": MAX_LAYERS,
             "halting_kernel_scale": HALTING_KERNEL_SCALE,
             "halting_bias": HALTING_BIAS,
-            "matmul_size": config["matmul_size"],
-            "inference": [list(x) for x in config["inference"]],
-            "training_batch": list(config["training_batch"]),
-            "training_steps": config["training_steps"],
         },
     }
-    inference = {}
-    for index, (batch, length, rounds) in enumerate(config["inference"]):
-        inference[f"{batch}x{length}"] = inference_figures(
-            config["geometry"], batch, length, rounds, index == 0, config["matmul_size"]
-        )
-    results["inference"] = inference
+    geometry = config["geometry"]
+    results["inference"], dense_outputs = inference_figures(
+        geometry, batch, length, config["rounds"]
+    )
+    results["pytorch_reference"] = pytorch_reference_figures(
+        geometry, batch, length, config["reference_rounds"]
+    )
+    results["xla_inference"] = xla_inference_figures(
+        geometry, batch, length, config["xla_rounds"], dense_outputs
+    )
+    del dense_outputs
     progress("training steps")
     results["training"] = training_figures(
-        config["geometry"], *config["training_batch"], config["training_steps"]
+        geometry, *config["training_batch"], config["training_steps"]
     )
-    progress("peak RSS (child processes)")
-    main_batch, main_length, _ = config["inference"][0]
-    results["memory"] = memory_figures(mode, (main_batch, main_length), config["training_batch"])
-    results["ratios"] = flat_ratios(inference)
-    main_key, main_figures = next(iter(inference.items()))
-    results["targets"] = evaluate_targets(main_figures["ratios"], TARGETS, main_key)
+    progress("peak memory (child processes)")
+    results["memory"] = memory_figures(mode, config["training_batch"], config["memory_compilers"])
+    results["checks"] = path_checks(results)
+    results["ratios"] = flat_ratios(results)
+    results["targets"] = evaluate_targets(results["ratios"], results["checks"])
     results["wall_seconds"] = time.perf_counter() - start
 
     print()
     print(format_table(results))
     write_json(json_path, results)
     print(f"\nwrote {json_path} ({results['wall_seconds']:.0f} s)")
+    if args.regenerate:
+        for path in write_generated_sections(results):
+            print(f"rewrote the generated section of {path}")
     return 0
 
 
