@@ -56,6 +56,13 @@ SKIPPED = {
     "python -m keras_act.analysis --model PATH": (
         "a synopsis (PATH, FILE, DIR placeholders); the same commands run above on real paths"
     ),
+    "python -m keras_act.convert hf://": (
+        "downloads from the Hugging Face hub (network); tests/test_convert.py and "
+        "tests/test_convert_plain_albert.py convert local copies"
+    ),
+    "python -m training.pretrain --init hf://": (
+        "downloads albert-base-v2 (network); tests/test_training_init.py continues from a local ALBERT"
+    ),
     "docker run": "needs docker and the tensorflow/serving image (network)",
     "tensorflow_model_server": (
         "the model server binary is not installed here; tests/test_export_docs.py runs the "
