@@ -242,11 +242,12 @@ def test_special_tokens_are_huggingface_s(hf):
     assert sorted(SPECIAL_TOKENS) == sorted(hf.all_special_tokens)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documented: after a character unknown to the vocabulary, tensorflow-text's "
-    "SentencePiece orders equal-score pieces differently from the `sentencepiece` package",
-)
-def test_known_difference_after_unknown_characters(tokenizer, hf):
-    text = "中hhh"
-    assert tokenizer(text).numpy().tolist() == hf.encode(text, add_special_tokens=False)
+def test_equal_score_ties_after_unknown_characters_match_hugging_face(tokenizer, hf):
+    """After a character unknown to the vocabulary, equal-score segmentations
+    are ordered as the `sentencepiece` library orders them (tensorflow-text's
+    own tokenizer scored one unknown piece per byte: `"h" "hh"`)."""
+    texts = ["中hhh", "😀eee", "x中hhh", "中文hhh", "한hhh", "😀abc eee", "中\x01hhh"]
+    got = tokenizer(texts).to_list()
+    expected = reference_ids(hf, texts)
+    assert got == expected, describe_mismatches(texts, got, expected)
+    assert tokenizer("中hhh").numpy().tolist() == [13, 1, 10681, 252]  # "▁" <unk> "hh" "h"

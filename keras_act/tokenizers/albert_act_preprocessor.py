@@ -30,12 +30,79 @@ def check_sequence_length(layer, sequence_length, minimum):
         )
 
 
+def round_robin_lengths(lengths, room):
+    """How many tokens of each segment round-robin trimming keeps, in-graph.
+
+    Tokens are handed out one at a time to the segments in turn, skipping
+    those that have none left, until `room` are given: the segments are
+    cut to a common cap (the shorter ones kept whole) and the tokens left
+    over go to the first segments that still have more. For two segments
+    this is Hugging Face's `longest_first` truncation (the longer text
+    loses tokens from its end until both have the same length, then both;
+    the first keeps `ceil(room / 2)` when both are cut) and tensorflow-text's
+    `RoundRobinTrimmer`, with plain TensorFlow ops (`RoundRobinTrimmer`'s
+    op arrived in TF Text 2.16, which model servers built with an older one
+    lack).
+
+    Args:
+        lengths: int `[batch, num_segments]`, the segments' token counts.
+        room: int, the tokens to keep in all (`>= 0`).
+
+    Returns:
+        int `[batch, num_segments]`, the tokens to keep of each segment.
+
+    Example:
+
+    >>> round_robin_lengths(tf.constant([[9, 9], [9, 2], [2, 9], [3, 2]]), 6).numpy().tolist()
+    [[3, 3], [4, 2], [2, 4], [3, 2]]
+    """
+    lengths = tf.convert_to_tensor(lengths)
+    room = tf.cast(room, lengths.dtype)
+    count = tf.shape(lengths, out_type=lengths.dtype)[1]
+    shortest = tf.sort(lengths, axis=1)
+    whole = tf.cumsum(shortest, axis=1, exclusive=True)  # tokens of the k shortest
+    # With the k shortest kept whole, the others share what is left evenly.
+    caps = (room - whole) // (count - tf.range(count, dtype=lengths.dtype))
+    cut = caps < shortest  # the k-th shortest does not fit whole under the cap
+    first_cut = tf.argmax(tf.cast(cut, tf.int32), axis=1, output_type=tf.int32)
+    cap = tf.where(
+        tf.reduce_any(cut, axis=1),
+        tf.gather(caps, first_cut, batch_dims=1),
+        tf.reduce_max(lengths, axis=1),
+    )[:, tf.newaxis]
+    longer = lengths > cap
+    left_over = room - tf.reduce_sum(tf.minimum(lengths, cap), axis=1, keepdims=True)
+    turn = tf.cumsum(tf.cast(longer, lengths.dtype), axis=1, exclusive=True)
+    extra = tf.logical_and(longer, turn < left_over)
+    return tf.minimum(lengths, cap) + tf.cast(extra, lengths.dtype)
+
+
+def trim_segments(segments, room):
+    """Round-robin trims ragged `[batch, None]` segments to `room` tokens in all.
+
+    Args:
+        segments: a tuple of ragged `[batch, None]` tensors.
+        room: int, the tokens to keep in all.
+
+    Returns:
+        A list of the segments, each cut to its `round_robin_lengths`.
+    """
+    lengths = tf.stack([s.row_lengths() for s in segments], axis=1)
+    keep = round_robin_lengths(lengths, room)
+    return [
+        tf.ragged.boolean_mask(s, tf.ragged.range(s.row_lengths()) < keep[:, i, tf.newaxis])
+        for i, s in enumerate(segments)
+    ]
+
+
 def pack_segments(segments, sequence_length, tokenizer):
     """`[CLS] a [SEP] (b [SEP] ...)`, trimmed round-robin and padded, in-graph.
 
     Round-robin trimming of two segments keeps `(ceil(n / 2), floor(n / 2))`
     tokens when both are too long and leaves a short one whole: Hugging
-    Face's "longest_first" (and keras-hub's `MultiSegmentPacker`).
+    Face's "longest_first" (and keras-hub's `MultiSegmentPacker`); see
+    `round_robin_lengths`. Plain TensorFlow ops only (no TF Text op), so
+    the exported graph loads in model servers built with TF Text 2.12.
 
     Args:
         segments: a tuple of int ragged `[batch, None]` token ids.
@@ -49,7 +116,7 @@ def pack_segments(segments, sequence_length, tokenizer):
         `[batch, sequence_length]`.
     """
     room = sequence_length - 1 - len(segments)
-    segments = [tf.cast(s, tf.int32) for s in tf_text.RoundRobinTrimmer(room).trim(segments)]
+    segments = [tf.cast(s, tf.int32) for s in trim_segments(segments, room)]
     token_ids, segment_ids = tf_text.combine_segments(
         segments, tokenizer.cls_token_id, tokenizer.sep_token_id
     )

@@ -122,6 +122,45 @@ def check_sentencepiece_proto(proto):
     return processor
 
 
+@functools.lru_cache(maxsize=8)
+def _unknown_character_class(proto):
+    """RE2 class of the non-ASCII characters a SentencePiece model cannot encode.
+
+    The characters that no normal piece contains and that the model's
+    normaliser leaves as they are (`None` when there are none). The
+    `sentencepiece` library scores such a character as one unknown piece;
+    tensorflow-text's `FastSentencepieceTokenizer` scores one unknown piece
+    per byte, so its total scores after a multi-byte unknown character
+    differ and equal-score segmentations may be ordered the other way
+    (`"中hhh"`). Replacing each of these characters by one byte that is no
+    piece (and invalid UTF-8, so never text) gives the library's scores.
+    """
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    known = set()
+    for index in range(processor.get_piece_size()):
+        if processor.is_control(index) or processor.is_unknown(index):
+            continue
+        known.update(processor.id_to_piece(index))
+    candidates = [
+        chr(c)
+        for c in range(0x80, 0x110000)
+        if not 0xD800 <= c <= 0xDFFF and chr(c) not in known
+    ]
+    normalized = processor.normalize(candidates)
+    unknown = {
+        c
+        for c, n in zip(candidates, normalized, strict=True)
+        if n in (c, SPIECE_UNDERLINE + c)
+        # Combining marks and conjoining jamo may compose with the
+        # characters around them: they are left to the model's normaliser.
+        and unicodedata.combining(c) == 0
+        and not ("\u1100" <= c <= "\u11ff" or "\ua960" <= c <= "\ua97f" or "\ud7b0" <= c <= "\ud7ff")
+    }
+    if not unknown:
+        return None
+    return _character_class(unknown.__contains__)
+
+
 def _digit_comma_pieces(processor):
     """Hugging Face's re-split of pieces that end in a digit and a comma.
 
@@ -280,6 +319,7 @@ class AlbertActTokenizer(AlbertTokenizer):
         )
         self._vocabulary_array = np.array(self.get_vocabulary(), dtype=object)
         self._piece_table = _digit_comma_pieces(processor)
+        self._unknown_class = _unknown_character_class(bytes(self.proto))
 
     def _set_proto_tf(self, proto):
         # tensorflow-text's `FastSentencepieceTokenizer` (the model as a
@@ -379,9 +419,8 @@ class AlbertActTokenizer(AlbertTokenizer):
         segments = _split_around(text, self._special_pattern)
         spans = segments.flat_values
         is_special = tf.strings.regex_full_match(spans, self._special_pattern)
-        text_ids = self._sentence_piece.tokenize(
-            self._preprocess_text(tf.where(is_special, "", spans))
-        )
+        text = self._preprocess_text(tf.where(is_special, "", spans))
+        text_ids = self._retokenize_after_unknown(text, self._sentence_piece.tokenize(text))
         # A special span gives exactly its own id, a text span its pieces.
         specials = tf.boolean_mask(spans, is_special)
         if self._folded_pattern:
@@ -403,6 +442,32 @@ class AlbertActTokenizer(AlbertTokenizer):
             ids, tf.cast(segments.row_splits, ids.row_splits.dtype)
         ).merge_dims(1, 2)
         return ids.with_row_splits_dtype(tf.int64)
+
+    def _retokenize_after_unknown(self, text, ids):
+        """Tokenizes again, as the `sentencepiece` library, the texts with an
+        unknown piece: NFKC-composed when accents were stripped (NFKD split
+        Hangul syllables, which the model's normaliser composes again) and
+        each unknown character replaced by one byte `0xFF` (see
+        `_unknown_character_class`). `ids` are the first
+        pass's ids of `text`, `[batch, None]`."""
+        if self._unknown_class is None:
+            return ids
+        has_unknown = tf.reduce_any(tf.equal(ids, self.unk_token_id), axis=1)
+        positions = tf.where(has_unknown)[:, 0]
+        again = tf.gather(text, positions)
+        if not self.keep_accents:  # NFKD split Hangul syllables into jamo.
+            again = tf_text.normalize_utf8(again, "NFKC")
+        marked = tf.strings.regex_replace(
+            again,
+            self._unknown_class,
+            b"\xff",
+        )
+        again = self._sentence_piece.tokenize(marked).with_row_splits_dtype(ids.row_splits.dtype)
+        count = tf.size(has_unknown, out_type=tf.int64)
+        order = tf.tensor_scatter_nd_update(
+            tf.range(count), positions[:, tf.newaxis], count + tf.range(tf.size(positions, tf.int64))
+        )
+        return tf.gather(tf.concat([ids, again], axis=0), order)
 
     def _preprocess_text(self, text):
         """`AlbertTokenizer.preprocess_text`, with TensorFlow ops.
