@@ -9,6 +9,7 @@ and writes the figures.
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,13 +39,20 @@ def run_once(function, *args):
 def unavailable(error):
     """`"unavailable: <reason>"` for a path that cannot run.
 
-    The reason is the message's last non-empty line: a `tf.function` puts
-    the traceback of the user code first and the error itself last.
+    The reason is the message's last non-empty line before the arguments
+    Keras lists: a `tf.function` puts the traceback of the user code first
+    and the error itself last.
 
     >>> unavailable(ValueError("in user code:\\n\\n    File x\\n\\n    ValueError: no ladder"))
     'unavailable: ValueError: no ladder'
+    >>> unavailable(ValueError("Exception encountered when calling AlbertAct.call().\\n\\n"
+    ...     "\\x1b[1mBad value\\x1b[0m\\n\\nArguments received by AlbertAct.call():\\n  • x=1"))
+    'unavailable: ValueError: Bad value'
     """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    # Keras appends the call's arguments ("Arguments received by ...") after the error.
+    # Keras also makes its message bold (ANSI escapes).
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received by")[0]
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [""]
     last = lines[-1]
     name = type(error).__name__
     if not last.startswith(f"{name}:"):
