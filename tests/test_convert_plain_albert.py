@@ -93,6 +93,24 @@ def test_every_format_carries_the_pretraining_heads(checkpoint, albert_pretraini
     np.testing.assert_allclose(weights["sop_head/bias"], state["sop_classifier.classifier.bias"])
 
 
+def test_imported_pretrainer_at_fixed_depth_gives_the_pretraining_logits(checkpoint, albert_pretraining):
+    """Whole-model check of the import with its heads: at fixed depth (plain
+    ALBERT), MLM and SOP logits equal `AlbertForPreTraining`'s."""
+    pretrainer = load_hf_checkpoint(str(checkpoint), pretraining_heads=True)
+    pretrainer.backbone.fixed_depth = albert_pretraining.config.num_hidden_layers
+    positions = np.array([[1, 3, 5], [1, 2, 3]], np.int32)
+    outputs = pretrainer({**INPUTS, "mask_positions": positions})
+    with torch.no_grad():
+        expected = albert_pretraining(
+            input_ids=torch_tensor(TOKEN_IDS, torch.long),
+            token_type_ids=torch_tensor(SEGMENT_IDS, torch.long),
+            attention_mask=torch_tensor(PADDING_MASK, torch.long),
+        )
+    mlm = np.take_along_axis(expected.prediction_logits.numpy(), positions[..., None], axis=1)
+    np.testing.assert_allclose(outputs["mlm_logits"].numpy(), mlm, atol=ATOL)
+    np.testing.assert_allclose(outputs["sop_logits"].numpy(), expected.sop_logits.numpy(), atol=ATOL)
+
+
 @pytest.mark.parametrize("initial_depth", [1, 3, 6])
 def test_mean_depth_on_random_text_is_the_initial_depth(tmp_path, initial_depth):
     albert = random_plain_albert(seed=5, num_hidden_layers=6)
