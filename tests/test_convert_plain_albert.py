@@ -252,3 +252,20 @@ def test_keras_hub_albert_of_several_groups_is_refused():
 def test_keras_hub_folder_without_preset_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a keras-hub preset folder"):
         from_keras_hub_albert(str(tmp_path))
+
+
+def test_cli_converts_a_keras_hub_preset_folder(tmp_path, capsys):
+    albert = keras_hub_albert()
+    albert.save_to_preset(str(tmp_path / "keras_hub"))
+    out = tmp_path / "preset"
+    assert convert_main([str(tmp_path / "keras_hub"), str(out), "--initial-depth", "2"]) == 0
+    assert "keras-hub AlbertBackbone" in capsys.readouterr().out
+    import keras_act
+
+    backbone = keras_act.AlbertActBackbone.from_preset(str(out))
+    np.testing.assert_array_equal(backbone(INPUTS)["updates"].numpy()[PADDING_MASK > 0], 2)
+    theirs = {variable.path: variable.numpy() for variable in albert.weights}
+    np.testing.assert_array_equal(
+        backbone.get_layer("albert_act").transformer_block.weights[0].numpy(),
+        theirs["group_0_inner_layer_0/self_attention_layer/query/kernel"],
+    )

@@ -3,7 +3,8 @@
 SRC is a checkpoint folder in the Hugging Face layout (`config.json` plus
 `model.safetensors`, `pytorch_model.bin` or `tf_model.h5`), a weight file in
 one, or `hf://asi/albert-act-base`; a plain ALBERT (`hf://albert-base-v2`)
-gets a new halting unit (`--initial-depth`, `--max-layers`). With
+gets a new halting unit (`--initial-depth`, `--max-layers`), as does a
+keras-hub `AlbertBackbone` preset folder (`from_keras_hub_albert`). With
 `--to-hf` the other way: SRC is a keras-act model (`.keras` file, preset or
 checkpoint), OUT a folder in the authors' layout (`save_hf_checkpoint`). OUT is a preset directory (loadable with
 `keras_act.AlbertActBackbone.from_preset(OUT)`), or a `.keras` file. As in
@@ -218,6 +219,20 @@ def main(argv=None):
     for flag, value in (("--initial-depth", args.initial_depth), ("--max-layers", args.max_layers)):
         if value is not None and value < 1:
             fail(f"{flag} must be at least 1, got {value}")
+    from keras_act.convert.keras_hub_albert import from_keras_hub_albert, is_keras_hub_albert_preset
+
+    if os.path.isdir(src) and is_keras_hub_albert_preset(src):
+        if args.pretraining_heads or args.transpose_pooler:
+            fail("a keras-hub AlbertBackbone preset has no pre-training heads and no PyTorch pooler")
+        try:
+            model = from_keras_hub_albert(
+                src, initial_depth=args.initial_depth, max_layers=args.max_layers
+            )
+            write_output(model, out)
+        except (OSError, ValueError) as error:
+            fail(error)
+        print(f"Converted the keras-hub AlbertBackbone {src} -> {out} ({model.count_params():,} parameters)")
+        return 0
     try:
         config_path, weight_file = resolve_checkpoint(src)
         if not os.path.isfile(config_path):

@@ -7,6 +7,7 @@ and pooler have the same paths in both models. Every weight is copied; the
 halting unit is new (`keras_act.convert.halting_initialization`).
 """
 
+import json
 import os
 
 import keras
@@ -18,6 +19,19 @@ from keras_act.models.albert_act_backbone import AlbertActBackbone
 KERAS_HUB_LAYER = "group_0_inner_layer_0/"
 ACT_BLOCK = "albert_act/transformer_block/"
 HALTING_PATHS = ("albert_act/halting_dense/kernel", "albert_act/halting_dense/bias")
+
+
+def is_keras_hub_albert_preset(path):
+    """Whether `path` is a folder saved by keras-hub's `AlbertBackbone.save_to_preset`."""
+    config_file = os.path.join(os.fspath(path), "config.json")
+    if not os.path.isfile(config_file):
+        return False
+    try:
+        with open(config_file, encoding="utf8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("registered_name") == "keras_hub>AlbertBackbone"
 
 
 def _load_keras_hub_albert(albert):
