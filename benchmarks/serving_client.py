@@ -146,8 +146,9 @@ def _encode_plan(plan):
         key: body if isinstance(body, str) else json.dumps(body)
         for key, body in plan.get("rest", {}).items()
     }
-    if plan.get("load"):
-        plan["load"] = dict(plan["load"], requests=[_encode(r) for r in plan["load"]["requests"]])
+    for key in ("load", "batched_load"):
+        if plan.get(key):
+            plan[key] = dict(plan[key], requests=[_encode(r) for r in plan[key]["requests"]])
     return plan
 
 

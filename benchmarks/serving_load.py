@@ -1,4 +1,4 @@
-"""Serving load: 8 client threads, 2,000 requests, one loaded SavedModel session.
+"""Serving load: 8 client threads, 2,000 requests, one loaded SavedModel session, unbatched and batched.
 
     python benchmarks/serving_load.py [--quick] [--json PATH] [--saved-model DIR]
 
@@ -11,6 +11,13 @@ There, each of `--threads` client threads takes the next request until
 one, as online clients send) to `serving_default`, cycling through 32 texts of
 varied length. Every threaded answer must equal, bit for bit, the
 single-threaded answer to the same request (the exit status is 1 otherwise).
+
+With `--batching`, the same requests again through a batcher that merges concurrent
+requests as the model server's `--enable_batching` does
+(`BatchingServer` in benchmarks/serving_session.py), with the
+`batching_parameters.txt` the export wrote (`batched_*` figures); its
+answers are compared with the unbatched ones (labels, ids and layer counts
+equal, floats within `batched_max_float_difference`).
 
 Prints and writes (JSON) requests per second, p50 and p99 latency under load,
 and the single-threaded p50 latency, with the machine's 1-minute load average
@@ -46,6 +53,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.models import SMALL_SERVING_CONFIG  # noqa: E402
+from keras_act.export.batching import (  # noqa: E402
+    BATCHING_PARAMETERS_FILE,
+    parse_batching_parameters,
+)
 
 SHARED_VOCAB = (
     Path(os.environ.get("KERAS_ACT_SHARED", REPO.parent / "shared"))
@@ -110,8 +121,14 @@ def export_model(work_dir, quick):
         )
         model_name, sequence_length = "albert_act_tiny (ALBERT-base geometry, <= 6 layers)", 128
     start = time.perf_counter()
+    # Without the scalar depth-budget inputs: the server's batcher cannot
+    # concatenate them (docs/serving.md).
     path = export_saved_model(
-        backbone, tokenizer, os.path.join(work_dir, "albert_act"), sequence_length=sequence_length
+        backbone,
+        tokenizer,
+        os.path.join(work_dir, "albert_act"),
+        sequence_length=sequence_length,
+        depth_budget_inputs=False,
     )
     return path, {
         "model": model_name,
@@ -157,6 +174,11 @@ def main(argv=None):
         default=None,
         help="requests in all (default: 2000, 200 with --quick)",
     )
+    parser.add_argument(
+        "--batching",
+        action="store_true",
+        help="also run the requests through the server's batcher (batching_parameters.txt)",
+    )
     args = parser.parse_args(argv)
     total = args.requests or (200 if args.quick else 2000)
 
@@ -170,12 +192,21 @@ def main(argv=None):
         else:
             path, info = export_model(work_dir, args.quick)
         requests = [text_request([text]) for text in request_texts()]
-        results = run_isolated(
-            {
-                "version_dir": path,
-                "load": {"requests": requests, "threads": args.threads, "total": total},
+        plan = {
+            "version_dir": path,
+            "load": {"requests": requests, "threads": args.threads, "total": total},
+        }
+        parameters_path = Path(path).parent / BATCHING_PARAMETERS_FILE
+        if args.batching and not parameters_path.is_file():
+            parser.error(f"--batching needs {parameters_path} (written by the export)")
+        if args.batching:
+            plan["batched_load"] = {
+                "requests": requests,
+                "threads": args.threads,
+                "total": total,
+                "parameters": parse_batching_parameters(parameters_path.read_text("utf-8")),
             }
-        )
+        results = run_isolated(plan)
     load = results["load"]
     figures = {
         **info,
@@ -190,6 +221,7 @@ def main(argv=None):
         "identical_to_single_threaded": load["mismatch_count"] == 0 and not load["errors"],
         "mismatches": load["mismatch_count"],
         "errors": load["errors"],
+        **_batched_figures(results.get("batched_load")),
         "session_load_s": round(results["load_s"], 2),
         "cpus": os.cpu_count(),
         "load_average_1min": [load_before, _load_average()],
@@ -204,7 +236,28 @@ def main(argv=None):
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(figures, file, indent=2)
             file.write("\n")
-    return 0 if figures["identical_to_single_threaded"] else 1
+    ok = figures["identical_to_single_threaded"]
+    if "batched_requests_per_s" in figures:
+        ok = ok and figures["batched_errors"] == [] and figures["batched_non_float_mismatches"] == 0
+    return 0 if ok else 1
+
+
+def _batched_figures(batched):
+    """The batched run's figures (none without a batching_parameters.txt)."""
+    if not batched:
+        return {}
+    return {
+        "batching_parameters": batched["parameters"],
+        "batched_requests_per_s": round(batched["requests_per_s"], 1),
+        "batched_latency_p50_ms": round(batched["latency_p50_ms"], 2),
+        "batched_latency_p99_ms": round(batched["latency_p99_ms"], 2),
+        "batched_mean_batch_size": round(batched["mean_batch_size"], 2),
+        "batched_wall_s": round(batched["wall_s"], 1),
+        "batched_bit_identical": batched["bit_identical"],
+        "batched_non_float_mismatches": len(batched["non_float_mismatches"]),
+        "batched_max_float_difference": batched["max_float_difference"],
+        "batched_errors": batched["errors"],
+    }
 
 
 if __name__ == "__main__":

@@ -155,6 +155,12 @@ class SessionServer:
         names, tensor parsing) imitate the model server's, with messages
         written here; errors of the graph itself are TensorFlow's, unchanged.
         """
+        name, arrays, aliases = self.parse(request)
+        return self.response(name, aliases, self.run_arrays(name, arrays, aliases))
+
+    def parse(self, request):
+        """A request's signature name, input arrays (defaults of omitted
+        inputs included, as the server feeds them) and output aliases."""
         name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         if name not in self.signatures:
             raise ServingError(
@@ -163,22 +169,25 @@ class SessionServer:
             )
         signature = self.signatures[name]
         sent, expected = set(request.inputs), set(signature.inputs)
-        if sent != expected:
+        missing = expected - sent - set(signature.defaults)
+        if missing or sent - expected:
             # tensorflow_serving/servables/tensorflow/predict_util.cc
             raise ServingError(
                 "INVALID_ARGUMENT",
                 f"input size does not match signature: {len(sent)}!={len(expected)} "
                 f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
                 f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - sent))}}}.",
+                f"Missing but required: {{{','.join(sorted(missing))}}}.",
             )
-        feeds = {}
-        for alias, proto in request.inputs.items():
+        arrays = {}
+        for alias in sorted(expected):
+            # An input the request leaves out is fed its SignatureDef default,
+            # as the server does (GetInputValues, tensorflow/cc/saved_model/util.cc).
+            proto = request.inputs[alias] if alias in sent else signature.defaults[alias]
             try:
-                value = tf.make_ndarray(proto)
+                arrays[alias] = tf.make_ndarray(proto)
             except Exception:  # noqa: BLE001 - the server's message
                 raise ServingError("INVALID_ARGUMENT", f"tensor parsing error: {alias}") from None
-            feeds[self._tensor(signature.inputs[alias].name)._as_tf_output()] = value
         aliases = list(request.output_filter) or sorted(signature.outputs)
         for alias in aliases:
             if alias not in signature.outputs:
@@ -187,14 +196,27 @@ class SessionServer:
                     f"output tensor alias not found in signature: {alias} Outputs expected "
                     f"to be in the set {{{','.join(sorted(signature.outputs))}}}.",
                 )
+        return name, arrays, aliases
+
+    def run_arrays(self, name, arrays, aliases):
+        """Runs signature `name` on input arrays (by alias), returns the
+        arrays of the output `aliases` (or raises `ServingError`)."""
+        signature = self.signatures[name]
+        feeds = {
+            self._tensor(signature.inputs[alias].name)._as_tf_output(): value
+            for alias, value in arrays.items()
+        }
         fetches = [self._tensor(signature.outputs[a].name)._as_tf_output() for a in aliases]
         try:
             # The C API call of `Session.run`, without its Python-side feed
             # conversion: tensors reach the session with the request's
             # dtypes, as in the model server.
-            values = self.session._call_tf_sessionrun(None, feeds, fetches, [], None)
+            return self.session._call_tf_sessionrun(None, feeds, fetches, [], None)
         except tf.errors.OpError as error:
             raise ServingError(error_codes_pb2.Code.Name(error.error_code), error.message) from None
+
+    def response(self, name, aliases, values):
+        """A `PredictResponse` of output arrays."""
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model_name
         response.model_spec.signature_name = name
@@ -250,10 +272,14 @@ class SessionServer:
                 else "Not formatted correctly expecting only one of 'inputs' or 'instances' keys",
             )
         dtypes = {alias: tf.dtypes.as_dtype(info.dtype) for alias, info in signature.inputs.items()}
+        # Inputs with a SignatureDef default (the scalar depth budget) may be
+        # left out; rows cannot carry them (they have no batch dimension).
+        # The model server's JSON rules for such inputs are not verified here.
+        required = {a: d for a, d in dtypes.items() if a not in signature.defaults}
         if has_instances:
-            tensors = _instances_to_arrays(document["instances"], dtypes)
+            tensors = _instances_to_arrays(document["instances"], required)
         else:
-            tensors = _columns_to_arrays(document["inputs"], dtypes)
+            tensors = _columns_to_arrays(document["inputs"], dtypes, required)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = name
@@ -293,12 +319,18 @@ class LoadedModelServer:
     running the graph keep TensorFlow's code and message; Python-side
     argument errors of the signature function get the code `PYTHON_<type>`.
 
+    A restored signature function takes every input: as docs/serving.md
+    tells Python clients, the depth-budget inputs a request leaves out are
+    passed with their defaults from the export's `keras_act_model.json`
+    (unless `budget_defaults` is false).
+
     Args:
         version_dir: the version folder.
         model_name: the name in the responses. Defaults to the parent folder's.
+        budget_defaults: bool, whether to pass the budget defaults.
     """
 
-    def __init__(self, version_dir, model_name=None):
+    def __init__(self, version_dir, model_name=None, budget_defaults=True):
         self.version_dir = version_dir
         self.model_name = model_name or os.path.basename(
             os.path.dirname(os.path.abspath(version_dir))
@@ -306,6 +338,16 @@ class LoadedModelServer:
         self.version = int(os.path.basename(os.path.normpath(version_dir)))
         self.loaded = tf.saved_model.load(version_dir)
         self.signatures = dict(self.loaded.signatures)
+        self.budget = {}
+        facts_path = os.path.join(version_dir, "keras_act_model.json")
+        if budget_defaults and os.path.isfile(facts_path):
+            with open(facts_path, encoding="utf-8") as file:
+                facts = json.load(file)
+            if facts.get("halting_threshold") is not None:
+                self.budget = {
+                    "max_layers": np.int32(facts["max_layers"]),
+                    "halting_threshold": np.float32(facts["halting_threshold"]),
+                }
 
     def predict(self, request):
         """Answers a `PredictRequest` with a `PredictResponse` (or `ServingError`)."""
@@ -315,6 +357,10 @@ class LoadedModelServer:
         inputs = {
             alias: tf.constant(tf.make_ndarray(proto)) for alias, proto in request.inputs.items()
         }
+        takes = set(self.signatures[name].structured_input_signature[1])
+        for alias, value in self.budget.items():
+            if alias in takes and alias not in inputs:
+                inputs[alias] = tf.constant(value)
         try:
             outputs = self.signatures[name](**inputs)
         except tf.errors.OpError as error:
@@ -421,10 +467,10 @@ def _instances_to_arrays(instances, dtypes):
     return {name: _json_to_array(values, dtypes[name], name) for name, values in columns.items()}
 
 
-def _columns_to_arrays(inputs, dtypes):
+def _columns_to_arrays(inputs, dtypes, required=None):
     names = sorted(dtypes)
     if _is_value(inputs):
-        return _single_input(inputs, dtypes, "inputs", "a JSON object")
+        return _single_input(inputs, dtypes if required is None else required, "inputs", "a JSON object")
     unknown = sorted(set(inputs) - set(names))
     if unknown:
         raise ServingError(
@@ -564,6 +610,239 @@ def load_test(server, requests, threads, total):
     }
 
 
+class BatchingServer:
+    """The model server's batcher (`--enable_batching`) in front of a `SessionServer`.
+
+    Concurrent `predict` calls are queued; each of `num_batch_threads`
+    threads takes the oldest request and the requests queued behind it for
+    the same signature, inputs and outputs (and the same inner shapes), until
+    `max_batch_size` rows or `batch_timeout_micros` after the oldest
+    arrived; concatenates their inputs along dimension 0, pads the batch to
+    the next of `allowed_batch_sizes` with copies of the first row, runs the
+    graph once and splits the outputs by rows, as
+    tensorflow_serving/batching/batching_session.cc does. As there, every
+    input (a default the request leaves out included) must have a batch
+    dimension of the same size, and every output a batch dimension.
+
+    Args:
+        server: the `SessionServer`.
+        parameters: dict of the `BatchingParameters` fields
+            (`batching_parameters.txt`).
+    """
+
+    def __init__(self, server, parameters):
+        self.server = server
+        self.max_batch_size = int(parameters["max_batch_size"])
+        self.allowed = sorted(parameters.get("allowed_batch_sizes") or [self.max_batch_size])
+        self.timeout = int(parameters.get("batch_timeout_micros", 0)) / 1e6
+        self.queue = []
+        self.condition = threading.Condition()
+        self.batch_sizes = []  # rows run per batch (before padding)
+        self.closed = False
+        self.threads = [
+            threading.Thread(target=self._work, daemon=True)
+            for _ in range(int(parameters.get("num_batch_threads", 1)))
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def predict(self, request):
+        name, arrays, aliases = self.server.parse(request)
+        sizes = set()
+        for value in arrays.values():
+            if np.ndim(value) == 0:
+                raise ServingError(
+                    "INVALID_ARGUMENT", "Batching Run() input tensors must have at least one dimension"
+                )
+            sizes.add(np.shape(value)[0])
+        if len(sizes) != 1:
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                "Batching Run() input tensors must have equal 0th-dimension size",
+            )
+        rows = sizes.pop()
+        if rows > self.max_batch_size:
+            raise ServingError(
+                "INVALID_ARGUMENT", "Task size is larger than maximum batch size"
+            )
+        key = (
+            name,
+            tuple(aliases),
+            tuple((alias, np.shape(v)[1:], str(np.asarray(v).dtype)) for alias, v in arrays.items()),
+        )
+        task = {"key": key, "arrays": arrays, "rows": rows, "time": time.perf_counter(),
+                "done": threading.Event(), "result": None, "error": None}
+        with self.condition:
+            self.queue.append(task)
+            self.condition.notify_all()
+        task["done"].wait()
+        if task["error"] is not None:
+            raise task["error"]
+        return self.server.response(name, list(aliases), task["result"])
+
+    def close(self):
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+        for thread in self.threads:
+            thread.join()
+
+    def _take_batch(self):
+        with self.condition:
+            while not self.queue and not self.closed:
+                self.condition.wait()
+            if self.closed and not self.queue:
+                return None
+            first = self.queue[0]
+            deadline = first["time"] + self.timeout
+            while True:
+                batch, rows = [], 0
+                for task in self.queue:
+                    if task["key"] == first["key"] and rows + task["rows"] <= self.max_batch_size:
+                        batch.append(task)
+                        rows += task["rows"]
+                remaining = deadline - time.perf_counter()
+                if rows >= self.max_batch_size or remaining <= 0 or self.closed:
+                    break
+                self.condition.wait(remaining)
+            for task in batch:
+                self.queue.remove(task)
+            return batch
+
+    def _work(self):
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _run(self, batch):
+        name, aliases, _ = batch[0]["key"]
+        rows = sum(task["rows"] for task in batch)
+        padded = next((size for size in self.allowed if size >= rows), rows)
+        merged = {}
+        for alias in batch[0]["arrays"]:
+            parts = [np.asarray(task["arrays"][alias]) for task in batch]
+            value = np.concatenate(parts, axis=0)
+            if padded > rows:  # the first row of the first task, repeated
+                value = np.concatenate([value, np.repeat(value[:1], padded - rows, axis=0)])
+            merged[alias] = value
+        self.batch_sizes.append(rows)
+        try:
+            outputs = self.server.run_arrays(name, merged, list(aliases))
+            start = 0
+            for task in batch:
+                for value in outputs:
+                    if np.ndim(value) == 0 or np.shape(value)[0] != padded:
+                        raise ServingError(
+                            "INVALID_ARGUMENT", "Batched output tensor has 0 dimensions"
+                            if np.ndim(value) == 0 else
+                            "Batched output tensor's 0th dimension does not equal the sum of "
+                            "the 0th dimension sizes of the input tensors"
+                        )
+                task["result"] = [value[start:start + task["rows"]] for value in outputs]
+                start += task["rows"]
+        except ServingError as error:
+            for task in batch:
+                task["error"] = error
+        for task in batch:
+            task["done"].set()
+
+
+def _outputs_of(response):
+    return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+
+def batched_load_test(server, requests, threads, total, parameters):
+    """`total` requests from `threads` threads through a `BatchingServer`.
+
+    Returns:
+        A dict like `load_test`'s, plus how each batched answer compares
+        with the unbatched answer of the same request (`bit_identical`:
+        all outputs equal bit for bit; non-float outputs must be equal, and
+        `max_float_difference` is the largest difference of float outputs:
+        a batch of another size may run other kernels) and the batch sizes
+        the batcher ran.
+    """
+    reference, single_latencies = [], []
+    for request in requests:
+        start = time.perf_counter()
+        reference.append(_outputs_of(server.predict(request)))
+        single_latencies.append(time.perf_counter() - start)
+    batcher = BatchingServer(server, parameters)
+    results = [None] * total
+    latencies = [0.0] * total
+    errors = []
+    counter = iter(range(total))
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def client():
+        barrier.wait()
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            start = time.perf_counter()
+            try:
+                response = batcher.predict(requests[index % len(requests)])
+            except ServingError as error:
+                errors.append(f"{index}: {error.code}: {error.message}")
+                continue
+            latencies[index] = time.perf_counter() - start
+            results[index] = _outputs_of(response)
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    wall = time.perf_counter() - start
+    batcher.close()
+    bit_identical, other_mismatches, max_difference = 0, [], 0.0
+    for index, outputs in enumerate(results):
+        if outputs is None:
+            continue
+        expected = reference[index % len(requests)]
+        same = True
+        for alias, value in outputs.items():
+            want = expected[alias]
+            if value.shape != want.shape:
+                other_mismatches.append(f"{index}:{alias}: shape {value.shape} != {want.shape}")
+                same = False
+            elif value.dtype.kind == "f":
+                if value.tobytes() != want.tobytes():
+                    same = False
+                    max_difference = max(max_difference, float(np.max(np.abs(value - want))))
+            elif not np.array_equal(value, want):
+                other_mismatches.append(f"{index}:{alias}")
+                same = False
+        bit_identical += same
+    answered = [lat for lat, out in zip(latencies, results, strict=True) if out is not None]
+    return {
+        "threads": threads,
+        "total": total,
+        "distinct_requests": len(requests),
+        "parameters": parameters,
+        "errors": errors[:20],
+        "error_count": len(errors),
+        "answered": len(answered),
+        "bit_identical": bit_identical,
+        "non_float_mismatches": other_mismatches[:20],
+        "max_float_difference": max_difference,
+        "batches": len(batcher.batch_sizes),
+        "batch_sizes": sorted(set(batcher.batch_sizes)),
+        "mean_batch_size": float(np.mean(batcher.batch_sizes)) if batcher.batch_sizes else 0.0,
+        "wall_s": wall,
+        "requests_per_s": len(answered) / wall,
+        "latency_p50_ms": float(np.percentile(answered, 50) * 1e3) if answered else None,
+        "latency_p99_ms": float(np.percentile(answered, 99) * 1e3) if answered else None,
+        "single_thread_latency_p50_ms": float(np.percentile(single_latencies, 50) * 1e3),
+    }
+
+
 def run_plan(plan):
     """Runs a plan (see `benchmarks/serving_client.py`) and returns its results."""
     results = {"isolation": _isolation_report()}
@@ -571,7 +850,9 @@ def run_plan(plan):
         return results
     start = time.perf_counter()
     if plan.get("loader", "session") == "saved_model_load":
-        server = LoadedModelServer(plan["version_dir"], plan.get("model_name"))
+        server = LoadedModelServer(
+            plan["version_dir"], plan.get("model_name"), plan.get("budget_defaults", True)
+        )
         results["load_s"] = time.perf_counter() - start
         results["grpc"] = {
             key: _answer(server, _request_from_b64(text), key)
@@ -640,6 +921,15 @@ def run_plan(plan):
             [_request_from_b64(text) for text in spec["requests"]],
             spec["threads"],
             spec["total"],
+        )
+    if plan.get("batched_load"):
+        spec = plan["batched_load"]
+        results["batched_load"] = batched_load_test(
+            server,
+            [_request_from_b64(text) for text in spec["requests"]],
+            spec["threads"],
+            spec["total"],
+            spec["parameters"],
         )
     results["isolation"]["modules_after"] = _blocked_modules()
     return results

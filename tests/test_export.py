@@ -179,7 +179,7 @@ def _error(answer):
 
 def test_version_layout(served):
     assert served.path == os.path.join(served.base_dir, "1")
-    assert sorted(os.listdir(served.base_dir)) == ["1", "models.config"]
+    assert sorted(os.listdir(served.base_dir)) == ["1", "batching_parameters.txt", "models.config"]
     contents = set(os.listdir(served.path))
     assert {"saved_model.pb", "variables", "assets.extra"} <= contents
     assert os.listdir(os.path.join(served.path, "assets.extra")) == ["tf_serving_warmup_requests"]
@@ -205,14 +205,18 @@ def test_signature_defs(served):
     text = signatures[TEXT_SIGNATURE]
     assert text["method_name"] == "tensorflow/serving/predict"
     assert {k: (v["dtype"], v["shape"]) for k, v in text["inputs"].items()} == {
-        "text": ("string", [-1])
+        "text": ("string", [-1]),
+        "max_layers": ("int32", []),
+        "halting_threshold": ("float32", []),
     }
     assert set(text["outputs"]) == BACKBONE_OUTPUTS
     assert text["outputs"]["updates"]["dtype"] == "float32"
     assert text["outputs"]["updates"]["shape"] == [-1, SEQUENCE_LENGTH]
     ids = signatures[TOKEN_IDS_SIGNATURE]
     assert {k: (v["dtype"], v["shape"]) for k, v in ids["inputs"].items()} == {
-        name: ("int32", [-1, -1]) for name in ("token_ids", "segment_ids", "padding_mask")
+        **{name: ("int32", [-1, -1]) for name in ("token_ids", "segment_ids", "padding_mask")},
+        "max_layers": ("int32", []),
+        "halting_threshold": ("float32", []),
     }
     assert set(ids["outputs"]) == BACKBONE_OUTPUTS
 
@@ -436,7 +440,7 @@ def test_empty_batch_gives_empty_outputs(served):
         (
             "bad/text_as_int",
             "INVALID_ARGUMENT",
-            "Expects arg[0] to be string but int32 is provided",
+            "to be string but int32 is provided",
         ),
         ("bad/ids_as_float", "INVALID_ARGUMENT", "but float is provided"),
         ("bad/id_out_of_range", "INVALID_ARGUMENT", "< vocabulary_size="),

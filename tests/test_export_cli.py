@@ -15,6 +15,7 @@ import keras_act
 from keras_act.export import TEXT_SIGNATURE, read_warmup_file
 from keras_act.export.__main__ import build_parser
 from keras_act.export.__main__ import main as export_main
+from keras_act.export.archive import budget_inputs_for
 from keras_act.model_loading import load_model
 from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
 from tests.helpers import preprocess, tiny_backbone, train_tiny_sentencepiece
@@ -103,7 +104,8 @@ def test_cli_exports_masked_lm_from_keras_file(saved, tmp_path, capsys):
     texts = [t.decode() for t in tf.make_ndarray(requests[1].inputs["text"])]
     assert texts == ["[MASK] dog", "a [MASK] [MASK]"]
     loaded = tf.saved_model.load(str(out / "1"))
-    outputs = loaded.signatures[TEXT_SIGNATURE](text=tf.constant(texts))
+    # The restored tf.function: the depth-budget inputs are optional.
+    outputs = loaded.serving_default(text=tf.constant(texts))
     assert outputs["top_k_ids"].shape == (2, 2, 2)
     token_ids = outputs["token_ids"].numpy()
     positions = outputs["mask_positions"].numpy()
@@ -142,7 +144,9 @@ def test_python_dash_m_exports_a_preset(saved, tmp_path):
     assert f"Exported AlbertActBackbone to {out / '1'}" in completed.stdout
     texts = ["the quick brown fox", "", "Zürich"]
     loaded = tf.saved_model.load(str(out / "1"))
-    outputs = loaded.signatures[TEXT_SIGNATURE](text=tf.constant(texts))
+    # The signature function takes every input: the budget's defaults too.
+    signature = loaded.signatures[TEXT_SIGNATURE]
+    outputs = signature(text=tf.constant(texts), **budget_inputs_for(str(out / "1"), signature))
     features = preprocess(AlbertActPreprocessor(tokenizer, sequence_length=16), texts)
     expected = backbone(features, training=False)
     np.testing.assert_allclose(

@@ -280,7 +280,7 @@ def test_failure_while_writing_leaves_no_version(tiny, tmp_path, monkeypatch):
     base_dir = tmp_path / "failing"
     written = []
 
-    def broken(version_dir):
+    def broken(version_dir, **kwargs):
         written.extend(os.listdir(version_dir))  # the SavedModel is written by now
         raise tf.errors.InvalidArgumentError(None, None, "warm-up request 0 failed")
 

@@ -277,6 +277,9 @@ class SavedModelDepthReader(DepthReader):
                 "backbone or a single-text model for depth analysis."
             )
         facts = read_model_facts(self.path)
+        from keras_act.export.archive import budget_inputs_for
+
+        self._budget = budget_inputs_for(self.path, self._text)  # no depth budget
         self.sequence_length = outputs["token_ids"].shape[-1]
         probe = self._call_text(["[MASK]"])
         length = int(probe["padding_mask"][0].sum())
@@ -300,7 +303,7 @@ class SavedModelDepthReader(DepthReader):
         return self._token_ids_signature is not None
 
     def _call_text(self, sentences):
-        outputs = self._text(text=tf.constant(list(sentences), tf.string))
+        outputs = self._text(text=tf.constant(list(sentences), tf.string), **self._budget)
         return {key: value.numpy() for key, value in outputs.items()}
 
     def _tokenize_once(self, sentences):
@@ -343,7 +346,9 @@ class SavedModelDepthReader(DepthReader):
                 f"{self.path}: the SavedModel has no `serve_token_ids` signature, so "
                 "masked token ids cannot be sent to it."
             )
-        outputs = self._token_ids_signature(**_token_inputs(token_ids, segment_ids, padding_mask))
+        outputs = self._token_ids_signature(
+            **_token_inputs(token_ids, segment_ids, padding_mask), **self._budget
+        )
         return self._depth_outputs({key: value.numpy() for key, value in outputs.items()})
 
     def run_texts(self, sentences):

@@ -18,6 +18,7 @@ from keras_act.lazy_imports import lazy_attributes
 
 if TYPE_CHECKING:
     from keras_act.export.archive import (
+        budget_inputs_for,
         build_export_archive,
         export_saved_model,
         resolve_preprocessor,

@@ -74,6 +74,17 @@ def build_parser():
         action="store_true",
         help="skip loading the export back and running its warm-up requests",
     )
+    parser.add_argument(
+        "--no-depth-budget",
+        action="store_true",
+        help="signatures without the optional max_layers / halting_threshold inputs "
+        "(for a model server started with --enable_batching, which cannot batch scalars)",
+    )
+    parser.add_argument(
+        "--no-batching-parameters",
+        action="store_true",
+        help="do not time the export nor write batching_parameters.txt",
+    )
     return parser
 
 
@@ -128,6 +139,8 @@ def _export(args):
         pair=True if args.pair else None,
         top_k=args.top_k,
         verify=not args.no_verify,
+        depth_budget_inputs=not args.no_depth_budget,
+        measure_batching=not args.no_batching_parameters,
     )
     print(f"Exported {type(model).__name__} to {path}")
     print(

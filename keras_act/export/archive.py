@@ -1,5 +1,6 @@
 """`export_saved_model`: a Keras model and its preprocessor as a TF Serving version."""
 
+import contextlib
 import json
 import os
 
@@ -8,12 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_act.checks import check_int_in_range
-from keras_act.export import atomic, warmup
+from keras_act.export import atomic, batching, warmup
 from keras_act.export.heads import serving_head_for
+from keras_act.export.signature_defaults import add_signature_defaults
 from keras_act.export.signatures import (
     TEXT_SIGNATURE,
     TOKEN_IDS_SIGNATURE,
     ServingFunctions,
+    budget_defaults,
     serving_input_names,
 )
 from keras_act.tokenizers.albert_act_preprocessor import AlbertActPreprocessor
@@ -35,6 +38,8 @@ def export_saved_model(
     pair=None,
     top_k=5,
     verify=True,
+    depth_budget_inputs=True,
+    measure_batching=True,
 ):
     """Exports a model with its in-graph preprocessing for TensorFlow Serving.
 
@@ -60,6 +65,24 @@ def export_saved_model(
     float32 `updates` (the number of layers each token
     used, 0 on padding), int32 `token_ids` and `padding_mask` and string
     `token_pieces`.
+
+    With `depth_budget_inputs` (and a model with an `AlbertActBackbone`),
+    both signatures also take the optional scalar inputs int32 `max_layers`
+    (1 to the trained cap) and float32 `halting_threshold` (in (0, 1]), the
+    request's depth budget (`keras_act.layers.depth_budget`). A request
+    without them gets the trained cap and `1 - act_epsilon`: exactly the
+    outputs of an export without them. The model server may omit them
+    (`PlaceholderWithDefault` and `SignatureDef.defaults`, see
+    `signature_defaults`); a `tf.saved_model.load` user passes them (the
+    defaults are in `keras_act_model.json`). The server's batcher
+    (`--enable_batching`) cannot batch scalar inputs: export with
+    `depth_budget_inputs=False` for a batching server.
+
+    `batching_parameters.txt` (the model server's `--batching_parameters_file`)
+    is written beside `models.config`, with settings chosen from timings of
+    the raw-text signature at growing batch sizes on this machine
+    (`batching.choose_batching_parameters`; a few seconds at most); without
+    `measure_batching` nothing is timed and no file is written.
 
     Warm-up requests (a batch of one, all `warmup_texts`, and their token
     ids) are written to `assets.extra/tf_serving_warmup_requests`, and a
@@ -128,24 +151,94 @@ def export_saved_model(
     # token-id warm-up request.
     requests = warmup.warmup_requests(preprocessor, texts, input_names, head)
 
+    budget = model_budget_defaults(model) if depth_budget_inputs else None
     archive = build_export_archive(
-        model, preprocessor, head, pair=None if head.text_input_names else len(input_names) == 2
+        model,
+        preprocessor,
+        head,
+        pair=None if head.text_input_names else len(input_names) == 2,
+        budget=budget,
     )
     model_name = os.path.basename(os.path.normpath(os.path.abspath(base_dir)))
+    latencies = {}
+
+    def time_batches(session, meta_graph):
+        latencies.update(time_text_signature(session, meta_graph, requests[1][1]))
 
     def write(staging_dir):
         archive.write_out(staging_dir, verbose=False)
+        if budget is not None:
+            add_signature_defaults(staging_dir, budget)
         warmup.write_warmup_file(staging_dir, model_name, requests)
         write_model_facts(staging_dir, model, preprocessor)
-        if verify:
+        if verify and measure_batching:
+            run_warmup_requests(staging_dir, on_loaded=time_batches)
+        elif verify:
             run_warmup_requests(staging_dir)
+        elif measure_batching:
+            with _loaded_session(staging_dir) as (session, meta_graph):
+                time_batches(session, meta_graph)
 
     path = atomic.write_version(base_dir, write, version=version)
     warmup.write_models_config(base_dir, model_name)
+    if measure_batching:
+        parameters = batching.choose_batching_parameters(latencies)
+        note = (
+            f"TensorFlow Serving batching parameters for \"{model_name}\" (written by "
+            "keras_act.export),\nchosen from these timings on the exporting machine "
+            f"({os.cpu_count()} CPUs); see docs/serving.md. Use with:\n"
+            "  tensorflow_model_server --enable_batching "
+            f"--batching_parameters_file=/models/{model_name}/{batching.BATCHING_PARAMETERS_FILE} ..."
+        )
+        if budget is not None:
+            note += (
+                "\nThis version's signatures take the scalar depth-budget inputs, which the "
+                "batcher\ncannot concatenate: batch an export made with depth_budget_inputs=False."
+            )
+        batching.write_batching_parameters(
+            base_dir, batching.batching_parameters_text(parameters, latencies, note)
+        )
     return path
 
 
-def build_export_archive(model, preprocessor, head, pair=None):
+def model_budget_defaults(model):
+    """The depth-budget defaults (`signatures.budget_defaults`) of a model
+    with an `AlbertActBackbone` (its cap and `1 - act_epsilon`), else `None`."""
+    backbone = model if hasattr(model, "act_epsilon") else getattr(model, "backbone", None)
+    cap = getattr(backbone, "max_layers", None)
+    epsilon = getattr(backbone, "act_epsilon", None)
+    if not isinstance(cap, int) or not isinstance(epsilon, float):
+        return None
+    return budget_defaults(cap, epsilon)
+
+
+def time_text_signature(session, meta_graph, text_inputs, **options):
+    """Times the raw-text signature of a loaded session at growing batch sizes.
+
+    Args:
+        session: a TF1 session with the SavedModel loaded.
+        meta_graph: its MetaGraphDef.
+        text_inputs: dict of input name to an array of texts (rows are
+            repeated to each batch size).
+        **options: passed to `batching.measure_batch_latencies`.
+
+    Returns:
+        A dict of batch size to seconds per run.
+    """
+    signature = meta_graph.signature_def[TEXT_SIGNATURE]
+    fetches = [info.name for info in signature.outputs.values()]
+
+    def run(size):
+        feeds = {
+            signature.inputs[name].name: np.resize(np.asarray(value), (size,) + np.shape(value)[1:])
+            for name, value in text_inputs.items()
+        }
+        session.run(fetches, feeds)
+
+    return batching.measure_batch_latencies(run, **options)
+
+
+def build_export_archive(model, preprocessor, head, pair=None, budget=None):
     """The `keras.export.ExportArchive` of a model, preprocessor and head.
 
     Args:
@@ -153,6 +246,8 @@ def build_export_archive(model, preprocessor, head, pair=None):
         preprocessor: its built preprocessor.
         head: its `ServingHead`.
         pair: bool or `None`, whether `serving_default` takes `text_pair`.
+        budget: `None`, or the depth-budget defaults (`budget_defaults`):
+            the endpoints then take `max_layers` and `halting_threshold`.
 
     Returns:
         An `ExportArchive` tracking the model, preprocessor and tokenizer,
@@ -160,7 +255,7 @@ def build_export_archive(model, preprocessor, head, pair=None):
         endpoints.
     """
     functions = ServingFunctions(
-        preprocessor, head, _vocabulary_size(model, preprocessor), pair=pair
+        preprocessor, head, _vocabulary_size(model, preprocessor), pair=pair, budget=budget
     )
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -231,7 +326,14 @@ def resolve_preprocessor(model, preprocessor_or_tokenizer, sequence_length=None)
     return preprocessor
 
 
-def run_warmup_requests(version_dir):
+@contextlib.contextmanager
+def _loaded_session(version_dir):
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        yield session, tf.compat.v1.saved_model.loader.load(session, ["serve"], version_dir)
+
+
+def run_warmup_requests(version_dir, on_loaded=None):
     """Loads a SavedModel like the model server and runs its warm-up requests.
 
     The TF1 session loader (`serve` tag) and the SignatureDefs' tensor
@@ -240,6 +342,8 @@ def run_warmup_requests(version_dir):
 
     Args:
         version_dir: the SavedModel folder.
+        on_loaded: `None`, or a callable run with `(session, meta_graph)`
+            after the warm-up requests (the export times batches there).
 
     Returns:
         The number of requests run.
@@ -249,9 +353,7 @@ def run_warmup_requests(version_dir):
     """
     path = os.path.join(version_dir, warmup.WARMUP_DIR, warmup.WARMUP_FILE)
     requests = warmup.read_warmup_file(path)
-    graph = tf.Graph()
-    with tf.compat.v1.Session(graph=graph) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], version_dir)
+    with _loaded_session(version_dir) as (session, meta_graph):
         for index, request in enumerate(requests):
             name = request.model_spec.signature_name or TEXT_SIGNATURE
             try:
@@ -273,6 +375,8 @@ def run_warmup_requests(version_dir):
                         f"Warm-up request {index} (signature {name!r}) gives non-finite "
                         f"{key!r} on the exported SavedModel {version_dir}."
                     )
+        if on_loaded is not None:
+            on_loaded(session, meta_graph)
     return len(requests)
 
 
@@ -308,8 +412,10 @@ def _warmup_texts(texts, head, input_names):
 
 def write_model_facts(version_dir, model, preprocessor):
     """Writes `MODEL_FACTS_FILE`: the backbone's `max_layers`,
-    `max_sequence_length` and `vocabulary_size`, and the export's
-    `sequence_length`."""
+    `max_sequence_length` and `vocabulary_size`, the export's
+    `sequence_length`, and `halting_threshold` (the float32 default of the
+    signatures' `halting_threshold` input, `1 - act_epsilon`; `None` without
+    a backbone)."""
     backbone = model if hasattr(model, "max_layers") else getattr(model, "backbone", None)
     facts = {
         "max_layers": getattr(backbone, "max_layers", None),
@@ -317,8 +423,47 @@ def write_model_facts(version_dir, model, preprocessor):
         "vocabulary_size": _vocabulary_size(model, preprocessor),
         "sequence_length": preprocessor.sequence_length,
     }
+    facts = {k: int(v) if v is not None else None for k, v in facts.items()}
+    budget = model_budget_defaults(model)
+    facts["halting_threshold"] = None if budget is None else float(budget["halting_threshold"])
     with open(os.path.join(version_dir, MODEL_FACTS_FILE), "w", encoding="utf-8") as file:
-        json.dump({k: int(v) if v is not None else None for k, v in facts.items()}, file)
+        json.dump(facts, file)
+
+
+def budget_inputs_for(version_dir, signature_function):
+    """The default depth-budget inputs a restored signature function needs.
+
+    `tf.saved_model.load(path).signatures[NAME]` takes every input of the
+    SignatureDef, `max_layers` and `halting_threshold` included (their
+    defaults are for the model server; the restored `tf.function`s
+    `loaded.serving_default` and `loaded.serve_token_ids` may omit them).
+    Pass these to ask for no budget.
+
+    Args:
+        version_dir: the export's version folder (its `keras_act_model.json`).
+        signature_function: the restored signature function.
+
+    Returns:
+        A dict of int32 `max_layers` and float32 `halting_threshold` scalar
+        tensors, or `{}` when the signature does not take them.
+
+    Example:
+
+    ```python
+    loaded = tf.saved_model.load(path)
+    predict = loaded.signatures["serving_default"]
+    predict(text=tf.constant(["a text"]), **budget_inputs_for(path, predict))
+    ```
+    """
+    takes = set(signature_function.structured_input_signature[1])
+    if not {"max_layers", "halting_threshold"} <= takes:
+        return {}
+    with open(os.path.join(version_dir, MODEL_FACTS_FILE), encoding="utf-8") as file:
+        facts = json.load(file)
+    return {
+        "max_layers": tf.constant(facts["max_layers"], tf.int32),
+        "halting_threshold": tf.constant(facts["halting_threshold"], tf.float32),
+    }
 
 
 def _max_sequence_length(model):
@@ -333,8 +478,11 @@ def _vocabulary_size(model, preprocessor):
 
 
 __all__ = [
+    "budget_inputs_for",
     "build_export_archive",
     "export_saved_model",
+    "model_budget_defaults",
     "resolve_preprocessor",
     "run_warmup_requests",
+    "time_text_signature",
 ]

@@ -1,13 +1,46 @@
 """The exported signature functions: raw text in, and token ids in."""
 
+import contextlib
+
+import numpy as np
 import tensorflow as tf
 
 from keras_act.export.heads.base import vocabulary_table
 from keras_act.export.request_checks import checked_input, checked_inputs, text_axes, token_ids_axes
+from keras_act.layers.depth_control import depth_budget
 
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "serve_token_ids"
 TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+#: The optional depth-budget inputs of every signature (scalars).
+BUDGET_INPUTS = ("max_layers", "halting_threshold")
+
+
+def budget_defaults(max_layers, act_epsilon):
+    """The default values of the depth-budget inputs of a model's signatures.
+
+    A request without `max_layers` / `halting_threshold` gets these: the
+    trained cap and halting threshold, so its outputs are those of the model
+    without a budget.
+
+    Args:
+        max_layers: int, the model's cap on layers per token.
+        act_epsilon: float, the model's `act_epsilon`.
+
+    Returns:
+        A dict of an int32 `max_layers` and a float32 `halting_threshold`
+        (NumPy scalars).
+
+    Example:
+
+    >>> defaults = budget_defaults(6, 0.01)
+    >>> int(defaults["max_layers"]), round(float(defaults["halting_threshold"]), 6)
+    (6, 0.99)
+    """
+    return {
+        "max_layers": np.int32(max_layers),
+        "halting_threshold": np.float32(1.0 - act_epsilon),
+    }
 
 
 def text_input_names(preprocessor, pair=None):
@@ -82,6 +115,15 @@ class ServingFunctions:
             is padded to it).
         pair: bool or `None`, whether `serving_default` takes `text_pair`
             (see `text_input_names`).
+        budget: `None`, or the default values of the depth-budget inputs
+            (`budget_defaults`): both endpoints then also take an int32
+            scalar `max_layers` and a float32 scalar `halting_threshold`,
+            which default to these values (Python default arguments of the
+            `tf.function`s; `signature_defaults.add_signature_defaults`
+            writes them into the SavedModel so the model server may omit
+            them), checked (a scalar; `max_layers` in `[1, cap]`,
+            `halting_threshold` in `(0, 1]`) and passed to the model through
+            `keras_act.layers.depth_budget`.
 
     Returns:
         An object with `text_endpoint` and `token_ids_endpoint`, two
@@ -96,11 +138,16 @@ class ServingFunctions:
     ```
     """
 
-    def __init__(self, preprocessor, head, vocabulary_size, pair=None):
+    def __init__(self, preprocessor, head, vocabulary_size, pair=None, budget=None):
         self.preprocessor = preprocessor
         self.input_names = serving_input_names(preprocessor, head, pair)
         self.head = head
         self.pieces = vocabulary_table(preprocessor.tokenizer, vocabulary_size)
+        self.budget = None if budget is None else dict(budget)
+        if self.budget is not None and set(self.budget) != set(BUDGET_INPUTS):
+            raise ValueError(
+                f"`budget` must give {BUDGET_INPUTS} (see budget_defaults). Received: {budget!r}"
+            )
         self.text_endpoint = self._make_text_endpoint()
         self.token_ids_endpoint = self._make_token_ids_endpoint()
 
@@ -128,11 +175,37 @@ class ServingFunctions:
         )
         return outputs
 
+    def budget_scope(self, max_layers, halting_threshold):
+        """The `depth_budget` of one call of an endpoint (a null context
+        without budget inputs).
+
+        The inputs' scalar shape is known statically inside the function
+        (a `request_checks.runtime_rank` check would be folded away), so
+        `tf.ensure_shape` checks it: a fed `[2]` is `INVALID_ARGUMENT`
+        "Shape of tensor _arg_serving_default_max_layers... [2] is not
+        compatible with expected shape []". Values out of range are the
+        layer's own `InvalidArgumentError` (`depth_budget`).
+        """
+        if self.budget is None:
+            return contextlib.nullcontext()
+        return depth_budget(
+            max_layers=tf.ensure_shape(max_layers, []),
+            halting_threshold=tf.ensure_shape(halting_threshold, []),
+        )
+
+    def _budget_specs(self):
+        if self.budget is None:
+            return []
+        return [
+            tf.TensorSpec([], tf.int32, name="max_layers"),
+            tf.TensorSpec([], tf.float32, name="halting_threshold"),
+        ]
+
     def _make_text_endpoint(self):
         preprocessor, head, names = self.preprocessor, self.head, self.input_names
         ranks = getattr(head, "text_input_ranks", None) or [1] * len(names)
 
-        def serve(*texts):
+        def serve(*texts, max_layers=None, halting_threshold=None):
             texts = [
                 checked_input(text, name, text_axes(rank))
                 for text, name, rank in zip(texts, names, ranks, strict=True)
@@ -148,10 +221,11 @@ class ServingFunctions:
                 ]
                 with tf.control_dependencies(checks):
                     texts = [tf.identity(text) for text in texts]
-            outputs, features = head.serve_texts(
-                preprocessor, dict(zip(names, texts, strict=True))
-            )
-            return self.outputs(features, outputs)
+            with self.budget_scope(max_layers, halting_threshold):
+                outputs, features = head.serve_texts(
+                    preprocessor, dict(zip(names, texts, strict=True))
+                )
+                return self.outputs(features, outputs)
 
         # A `tf.function` with one named argument per input (the SignatureDef
         # takes its input names from the arguments').
@@ -159,6 +233,35 @@ class ServingFunctions:
             tf.TensorSpec([None] * rank, tf.string, name=name)
             for name, rank in zip(names, ranks, strict=True)
         ]
+        # The budget inputs' defaults are Python default arguments: a
+        # restored `tf.function` attribute may omit them, and
+        # `tf.saved_model.save` given the function would write them as
+        # SignatureDef defaults (keras' ExportArchive passes concrete
+        # functions, so `add_signature_defaults` writes them afterwards).
+        budget = self._budget_defaults()
+        if len(names) == 1 and budget:
+
+            @tf.function(input_signature=specs + self._budget_specs())
+            def serve_text_budget(
+                text, max_layers=budget["max_layers"], halting_threshold=budget["halting_threshold"]
+            ):
+                return serve(text, max_layers=max_layers, halting_threshold=halting_threshold)
+
+            return serve_text_budget
+        if len(names) == 2 and budget:
+
+            @tf.function(input_signature=specs + self._budget_specs())
+            def serve_text_pair_budget(
+                text,
+                text_pair,
+                max_layers=budget["max_layers"],
+                halting_threshold=budget["halting_threshold"],
+            ):
+                return serve(
+                    text, text_pair, max_layers=max_layers, halting_threshold=halting_threshold
+                )
+
+            return serve_text_pair_budget
         if len(names) == 1:
 
             @tf.function(input_signature=specs)
@@ -175,18 +278,42 @@ class ServingFunctions:
             return serve_text_pair
         raise ValueError(f"A raw-text signature takes one or two inputs. Received: {names}")
 
+    def _budget_defaults(self):
+        """The defaults as eager constants (`None` without budget inputs)."""
+        if self.budget is None:
+            return None
+        return {name: tf.constant(value) for name, value in self.budget.items()}
+
     def _make_token_ids_endpoint(self):
         rank = getattr(self.head, "token_ids_rank", 2)
+        specs = [tf.TensorSpec([None] * rank, tf.int32, name=n) for n in TOKEN_INPUTS]
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None] * rank, tf.int32, name=n) for n in TOKEN_INPUTS]
-        )
-        def serve_token_ids(token_ids, segment_ids, padding_mask):
+        def serve(token_ids, segment_ids, padding_mask, max_layers=None, halting_threshold=None):
             features = checked_inputs(
                 {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
                 dict.fromkeys(TOKEN_INPUTS, token_ids_axes(rank)),
             )
-            return self.outputs(features)
+            with self.budget_scope(max_layers, halting_threshold):
+                return self.outputs(features)
+
+        budget = self._budget_defaults()
+        if budget:
+
+            @tf.function(input_signature=specs + self._budget_specs())
+            def serve_token_ids_budget(
+                token_ids,
+                segment_ids,
+                padding_mask,
+                max_layers=budget["max_layers"],
+                halting_threshold=budget["halting_threshold"],
+            ):
+                return serve(token_ids, segment_ids, padding_mask, max_layers, halting_threshold)
+
+            return serve_token_ids_budget
+
+        @tf.function(input_signature=specs)
+        def serve_token_ids(token_ids, segment_ids, padding_mask):
+            return serve(token_ids, segment_ids, padding_mask)
 
         return serve_token_ids
 

@@ -1,0 +1,275 @@
+"""The per-request depth budget of an export, served as the model server does.
+
+One tiny backbone is exported twice: with the optional scalar inputs
+`max_layers` / `halting_threshold` (the default) and without them (the
+graph of an export before they existed). One isolated process
+(benchmarks/serving_session.py: tensorflow + tensorflow_text only, the TF1
+session loader) answers every request of this module; a second loads the
+budget export with `tf.saved_model.load`, as a Python client does.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks.serving_client import predict_request, run_isolated, text_request
+from keras_act.export import export_saved_model
+from keras_act.layers import depth_budget
+from keras_act.tokenizers import AlbertActPreprocessor, AlbertActTokenizer
+from tests.helpers import (
+    EXPORT_SEQUENCE_LENGTH,
+    VARIED_TEXTS,
+    assert_outputs_match,
+    backbone_reference,
+    preprocess,
+    tiny_backbone,
+    train_tiny_sentencepiece,
+)
+
+CAP = 6  # the tiny backbone's max_layers
+TEXTS = VARIED_TEXTS[:4]
+
+# (inputs beside the texts, what the error must say)
+MALFORMED = {
+    "max_layers_zero": ({"max_layers": np.int32(0)}, "`max_layers` must be in [1, 6]"),
+    "max_layers_above_cap": ({"max_layers": np.int32(CAP + 1)}, "`max_layers` must be in [1, 6]"),
+    "max_layers_negative": ({"max_layers": np.int32(-3)}, "`max_layers` must be in [1, 6]"),
+    "threshold_negative": (
+        {"halting_threshold": np.float32(-0.5)},
+        "`halting_threshold` must be in (0, 1]",
+    ),
+    "threshold_zero": ({"halting_threshold": np.float32(0.0)}, "`halting_threshold` must be in (0, 1]"),
+    "threshold_above_one": (
+        {"halting_threshold": np.float32(1.5)},
+        "`halting_threshold` must be in (0, 1]",
+    ),
+    "threshold_nan": (
+        {"halting_threshold": np.float32("nan")},
+        "`halting_threshold` must be in (0, 1]",
+    ),
+    "max_layers_as_float": ({"max_layers": np.float32(2.0)}, "but float is provided"),
+    "threshold_as_int": ({"halting_threshold": np.int32(1)}, "but int32 is provided"),
+    # TensorFlow's shape check of the signature's scalar, naming the input.
+    "max_layers_vector": (
+        {"max_layers": np.array([1, 2], np.int32)},
+        ("_max_layers_", "[2] is not compatible with expected shape []"),
+    ),
+    "threshold_matrix": (
+        {"halting_threshold": np.full((1, 1), 0.5, np.float32)},
+        ("_halting_threshold_", "[1,1] is not compatible with expected shape []"),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("budget")
+    tokenizer = AlbertActTokenizer(proto=train_tiny_sentencepiece(root / "tiny.model"))
+    backbone = tiny_backbone(tokenizer.vocabulary_size())
+    preprocessor = AlbertActPreprocessor(tokenizer, sequence_length=EXPORT_SEQUENCE_LENGTH)
+    budget_path = export_saved_model(backbone, preprocessor, root / "budget", measure_batching=False)
+    plain_path = export_saved_model(
+        backbone,
+        preprocessor,
+        root / "plain",
+        depth_budget_inputs=False,
+        measure_batching=False,
+    )
+    features = preprocess(preprocessor, TEXTS)
+    token_inputs = {k: features[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    requests = {
+        "text": text_request(TEXTS),
+        "ids": predict_request("serve_token_ids", token_inputs),
+        "text/cap_default_values": predict_request(
+            "serving_default",
+            {"text": np.array(TEXTS, dtype=object), "max_layers": np.int32(CAP),
+             "halting_threshold": np.float32(0.99)},
+        ),
+    }
+    for layers in (1, 2, 4):
+        requests[f"text/max_layers={layers}"] = predict_request(
+            "serving_default", {"text": np.array(TEXTS, dtype=object), "max_layers": np.int32(layers)}
+        )
+        requests[f"ids/max_layers={layers}"] = predict_request(
+            "serve_token_ids", dict(token_inputs, max_layers=np.int32(layers))
+        )
+    for threshold in (0.5, 0.2):
+        requests[f"text/threshold={threshold}"] = predict_request(
+            "serving_default",
+            {"text": np.array(TEXTS, dtype=object), "halting_threshold": np.float32(threshold)},
+        )
+    for key, (inputs, _) in MALFORMED.items():
+        requests[f"bad/{key}"] = predict_request(
+            "serving_default", {"text": np.array(TEXTS[:1], dtype=object), **inputs}
+        )
+        requests[f"bad_ids/{key}"] = predict_request(
+            "serve_token_ids", {**{k: v[:1] for k, v in token_inputs.items()}, **inputs}
+        )
+    # Answered after every malformed request: the process still serves.
+    requests["zz/after_malformed"] = text_request(TEXTS)
+    tf2_requests = {
+        "text/without_budget": text_request(TEXTS),
+        "text/with_budget": predict_request(
+            "serving_default",
+            {"text": np.array(TEXTS, dtype=object), "max_layers": np.int32(2),
+             "halting_threshold": np.float32(0.99)},
+        ),
+    }
+    budget_results, plain_results, tf2_results = run_isolated(
+        [
+            {
+                "version_dir": budget_path,
+                "grpc": requests,
+                # The server's batcher feeds the scalar defaults too.
+                "batched_load": {
+                    "requests": [text_request(TEXTS[:1])],
+                    "threads": 2,
+                    "total": 2,
+                    "parameters": {"max_batch_size": 2, "allowed_batch_sizes": [1, 2],
+                                   "batch_timeout_micros": 1000, "num_batch_threads": 1},
+                },
+            },
+            {"version_dir": plain_path, "grpc": {"text": requests["text"], "ids": requests["ids"]}},
+            {
+                "version_dir": budget_path,
+                "loader": "saved_model_load",
+                "budget_defaults": False,
+                "grpc": tf2_requests,
+            },
+        ]
+    )
+    return {
+        "backbone": backbone,
+        "tokenizer": tokenizer,
+        "features": features,
+        "budget": budget_results,
+        "plain": plain_results,
+        "tf2": tf2_results,
+        "budget_path": budget_path,
+    }
+
+
+def _bits(value):
+    """The value's bytes (strings as a list: object arrays hold pointers)."""
+    return value.tolist() if value.dtype == object else (value.dtype.str, value.shape, value.tobytes())
+
+
+def _outputs(results, key):
+    answer = results["grpc"][key]
+    assert "outputs" in answer, answer
+    return answer["outputs"]
+
+
+def test_signatures_take_optional_budget_inputs(served):
+    for name in ("serving_default", "serve_token_ids"):
+        inputs = served["budget"]["signatures"][name]["inputs"]
+        assert inputs["max_layers"]["dtype"] == "int32" and inputs["max_layers"]["shape"] == []
+        assert inputs["halting_threshold"]["dtype"] == "float32"
+        assert inputs["halting_threshold"]["shape"] == []
+    assert "max_layers" not in served["plain"]["signatures"]["serving_default"]["inputs"]
+
+
+@pytest.mark.parametrize("key", ["text", "ids"])
+def test_without_budget_inputs_outputs_are_bit_identical_to_an_export_without_them(served, key):
+    budget, plain = _outputs(served["budget"], key), _outputs(served["plain"], key)
+    assert sorted(budget) == sorted(plain)
+    for name, value in plain.items():
+        assert budget[name].dtype == value.dtype
+        assert _bits(budget[name]) == _bits(value), name
+
+
+def test_default_values_sent_explicitly_equal_absent(served):
+    sent = _outputs(served["budget"], "text/cap_default_values")
+    absent = _outputs(served["budget"], "text")
+    for name, value in absent.items():
+        assert _bits(sent[name]) == _bits(value), name
+
+
+@pytest.mark.parametrize("layers", [1, 2, 4])
+@pytest.mark.parametrize("signature", ["text", "ids"])
+def test_max_layers_caps_updates_and_matches_keras(served, signature, layers):
+    outputs = _outputs(served["budget"], f"{signature}/max_layers={layers}")
+    mask = served["features"]["padding_mask"].astype(bool)
+    assert outputs["updates"][mask].max() <= layers
+    assert np.all(outputs["updates"][~mask] == 0)
+    with depth_budget(max_layers=layers):
+        expected = backbone_reference(served["backbone"], served["tokenizer"], served["features"])
+    assert_outputs_match(outputs, expected)
+
+
+def test_lower_threshold_halts_earlier_and_matches_keras(served):
+    mask = served["features"]["padding_mask"].astype(bool)
+    means = [_outputs(served["budget"], "text")["updates"][mask].mean()]
+    for threshold in (0.5, 0.2):
+        outputs = _outputs(served["budget"], f"text/threshold={threshold}")
+        means.append(outputs["updates"][mask].mean())
+        with depth_budget(halting_threshold=threshold):
+            expected = backbone_reference(
+                served["backbone"], served["tokenizer"], served["features"]
+            )
+        assert_outputs_match(outputs, expected)
+    assert means[0] >= means[1] >= means[2]
+
+
+@pytest.mark.parametrize("signature", ["bad", "bad_ids"])
+@pytest.mark.parametrize("key", sorted(MALFORMED))
+def test_malformed_budget_is_a_clear_error(served, signature, key):
+    answer = served["budget"]["grpc"][f"{signature}/{key}"]
+    assert "error" in answer, f"{key} was answered: {answer}"
+    assert answer["error"]["code"] == "INVALID_ARGUMENT"
+    expected = MALFORMED[key][1]
+    for part in (expected,) if isinstance(expected, str) else expected:
+        assert part in answer["error"]["message"]
+
+
+def test_process_serves_after_malformed_budgets(served):
+    after = _outputs(served["budget"], "zz/after_malformed")
+    assert after["updates"].tobytes() == _outputs(served["budget"], "text")["updates"].tobytes()
+
+
+def test_saved_model_load_users_pass_both_inputs(served):
+    # A restored TF2 signature function takes every input: the defaults are
+    # in keras_act_model.json (docs/serving.md).
+    missing = served["tf2"]["grpc"]["text/without_budget"]["error"]
+    assert missing["code"] == "PYTHON_TypeError"
+    assert "max_layers" in missing["message"]
+    with_budget = _outputs(served["tf2"], "text/with_budget")
+    assert with_budget["updates"].max() <= 2
+    facts = json.load(open(os.path.join(served["budget_path"], "keras_act_model.json")))
+    assert facts["max_layers"] == CAP
+    assert np.float32(facts["halting_threshold"]) == np.float32(1 - 0.01)
+
+
+def test_server_batching_refuses_scalar_budget_inputs(served):
+    # What TF Serving's batching session answers to a model with scalar
+    # inputs (their defaults are fed too): docs/serving.md tells operators
+    # to batch an export made with depth_budget_inputs=False.
+    load = served["budget"]["batched_load"]
+    assert load["error_count"] == 2 and load["answered"] == 0
+    assert "input tensors must have at least one dimension" in load["errors"][0]
+
+
+def test_depth_budget_benchmark_code_path(served, tmp_path):
+    # benchmarks/depth_budget.py on the tiny export (no `label`: no accuracy);
+    # its SST-2 run is the benchmark's own.
+    from benchmarks import depth_budget as benchmark
+
+    rows = benchmark.measure(served["budget_path"], TEXTS, None, latency_requests=2, batch_size=2)
+    assert len(rows) == len(benchmark.budgets(CAP, 0.99)) == 1 + (CAP - 1) + 5
+    assert rows[0]["trained"] and rows[0]["max_layers"] == CAP
+    for row in rows:
+        assert row["mean_layers_per_token"] <= row["max_layers"]
+        assert row["accuracy"] is None and row["latency_ms_p50"] > 0
+    assert next(r for r in rows if r["max_layers"] == 1)["mean_layers_per_token"] == 1.0
+    table = benchmark.markdown_table(rows)
+    assert table.count("\n") == len(rows) + 1
+    png = benchmark.plot(rows, tmp_path / "budget.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = tmp_path / "serving.md"
+    page.write_text(f"a\n{benchmark.TABLE_START}\nold\n{benchmark.TABLE_END}\nb\n", encoding="utf-8")
+    benchmark.write_docs_table(table, page)
+    assert page.read_text(encoding="utf-8") == (
+        f"a\n{benchmark.TABLE_START}\n{table}\n{benchmark.TABLE_END}\nb\n"
+    )
