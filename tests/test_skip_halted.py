@@ -320,8 +320,10 @@ def test_explicit_skip_in_training_or_under_xla_is_a_clear_error():
     hidden, mask = make_inputs()
     with pytest.raises(ValueError, match="inference path.*training=True"):
         layer(hidden, padding_mask=mask, training=True, skip_halted=True)
+    # Under XLA, `True` takes the static path (tests/test_static_skip_path.py);
+    # the data-dependent one is refused there.
     with pytest.raises(ValueError, match="XLA"):
-        tf.function(lambda h: layer(h, skip_halted=True), jit_compile=True)(hidden)
+        tf.function(lambda h: layer(h, skip_halted="dynamic"), jit_compile=True)(hidden)
     # The constructor's `skip_halted=True` is no different.
     layer = make_layer(skip_halted=True)
     with pytest.raises(ValueError, match="training=True"):

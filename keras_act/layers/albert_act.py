@@ -6,11 +6,13 @@ import tensorflow as tf
 from keras_act.checks import check_positive_int
 from keras_act.layers.activations import get_activation
 from keras_act.layers.albert_block import AlbertBlock
+from keras_act.layers.capacity_ladder import DEFAULT_CAPACITY_LADDER, check_capacity_ladder
 from keras_act.layers.depth_control import resolve_depth_budget
 from keras_act.layers.fixed_depth_loop import fixed_depth_loop
 from keras_act.layers.halting import HaltingDense, halting_step, record_iteration, should_continue
 from keras_act.layers.initializers import albert_act_kernel_initializer, clone_initializer
 from keras_act.layers.skip_halted_loop import skip_halted_loop
+from keras_act.layers.static_skip_loop import static_skip_loop
 from keras_act.layers.xla_context import inside_xla_context
 
 # Per-iteration arrays returned by `call(..., return_iterations=True)`.
@@ -73,9 +75,9 @@ class AlbertAct(keras.layers.Layer):
             `"zeros"`.
         halting_bias_initializer: initializer of the halting unit's bias.
             Defaults to `"zeros"` (every token starts with p close to 0.5).
-        skip_halted: `None`, `True` or `False`, whether inference runs the
-            block on running tokens only (see "Skipping halted tokens").
-            Defaults to `None`: automatic.
+        skip_halted: `None`, `True`, `False`, `"static"` or `"dynamic"`,
+            whether the block runs on running tokens only, and how (see
+            "Skipping halted tokens"). Defaults to `None`: automatic.
         fixed_depth: `None` or an int `n` >= 1. `None` (the default) is ACT.
             With `n`, halting is off and the layer is plain ALBERT: every
             real token gets exactly `n` updates, each replacing its state by
@@ -90,6 +92,10 @@ class AlbertAct(keras.layers.Layer):
             early, so there is nothing to skip). Settable on a built or
             trained layer: `layer.fixed_depth = 12` (and back to `None`);
             functions traced before keep the graph they traced.
+        capacity_ladder: the buffer sizes of the static skip path, as
+            fractions of batch x seq in (0, 1], one of them 1. Defaults to
+            eight even steps, `(0.125, 0.25, ..., 1.0)`
+            (`keras_act.layers.capacity_ladder`).
         **kwargs: other keyword arguments of `keras.layers.Layer`, including
             `name` and `dtype`.
 
@@ -100,8 +106,9 @@ class AlbertAct(keras.layers.Layer):
         training: bool, whether dropout is active.
         return_iterations: bool, also return the state and halting
             accumulators after every iteration (for analysis and tests).
-        skip_halted: `None`, `True` or `False`; overrides the constructor's
-            `skip_halted` for this call when not `None`.
+        skip_halted: `None`, `True`, `False`, `"static"` or `"dynamic"`;
+            overrides the constructor's `skip_halted` for this call when not
+            `None`.
         max_layers: `None`, an int in `[1, max_layers]` or an int32 scalar
             tensor: this call's cap on updates per token (a depth budget, see
             `keras_act.layers.depth_budget`). `None` takes the enclosing
@@ -118,31 +125,36 @@ class AlbertAct(keras.layers.Layer):
     Skipping halted tokens:
         The dense path runs the block on every token at every iteration, so a
         batch costs (its largest depth) x (all tokens), like a fixed-depth
-        model of that depth. The skip path carries the running tokens as a
-        compact matrix and runs the block and the halting unit on them only
-        (attention against a cache of every token's keys and values; a
-        halted token's keys and values are those of its final state), and
-        writes each token's final state back once, so the cost follows the
-        sum of the tokens' own depths (`keras_act.layers.skip_halted_loop`).
-        Both paths give the same `updates` and, up to float rounding (1e-5),
-        the same outputs. The skip path needs shapes known only at run time:
-        it runs eagerly, in `tf.function` on CPU and GPU and in exported
-        SavedModels, but not under XLA, and it has no dropout.
+        model of that depth. The skip paths run the block and the halting
+        unit on the running tokens only (attention against a cache of every
+        token's keys and values; a halted token's keys and values are those
+        of its final state), so the cost follows the sum of the tokens' own
+        depths. Both give the dense path's `updates` and, up to float
+        rounding (1e-5), its outputs; gradients flow through both.
 
-        `skip_halted=None` (the default) takes the skip path unless
-        `training` is true (training and dropout use the dense path), the
-        call is traced for XLA (`jit_compile=True`, Keras'
-        `compile(jit_compile=True)`, TPUs) or `return_iterations=True`
-        (analysis: the dense path records the halting logits of every
-        token). `skip_halted=False` always takes the dense path: use it for
-        XLA compilation that the layer cannot see, e.g. a graph exported
-        without XLA that is later compiled. `skip_halted=True` always takes
-        the skip path and raises a `ValueError` with `training=True`, under
-        XLA or on a quantized block (the skip path reads float kernels; a
-        quantized block, e.g. after `backbone.quantize("int8")`, always takes
-        the dense path); with `return_iterations=True` its
-        `iteration_halting_logits` are NaN for tokens that did not run at
-        that iteration. Gradients flow through both paths.
+        - `"dynamic"` (`keras_act.layers.skip_halted_loop`) carries the
+          running tokens as a compact matrix whose size is known only at run
+          time: eager, `tf.function` on CPU and GPU, exported SavedModels;
+          not under XLA (a `ValueError`), and inference only (no dropout: a
+          `ValueError` with `training=True`).
+        - `"static"` (`keras_act.layers.static_skip_loop`) gathers them at
+          each iteration into a buffer whose size is the smallest of
+          `capacity_ladder` that holds them, and scatters the results back:
+          every shape is static, so it compiles with XLA (`jit_compile=True`,
+          TPUs) and runs everywhere else too, in inference and in training
+          (dropout on the gathered rows; the backward pass recomputes each
+          iteration instead of keeping every branch's intermediates).
+
+        `skip_halted=True` takes `"static"` under XLA and `"dynamic"`
+        elsewhere. `skip_halted=None` (the default) takes `"dynamic"` for
+        inference outside XLA, and the dense path in training, under XLA
+        and with `return_iterations=True` (analysis: the dense path records
+        the halting logits of every token). `skip_halted=False` always
+        takes the dense path. A quantized block (e.g. after
+        `backbone.quantize("int8")`) always takes the dense path: asking it
+        for a skip path is a `ValueError` (they read float kernels). With
+        `return_iterations=True`, a skip path's `iteration_halting_logits`
+        are NaN for tokens that did not run at that iteration.
 
     Returns:
         A dict with `sequence_output` `[batch, seq, hidden_dim]` and float32
@@ -180,6 +192,7 @@ class AlbertAct(keras.layers.Layer):
         halting_bias_initializer="zeros",
         skip_halted=None,
         fixed_depth=None,
+        capacity_ladder=DEFAULT_CAPACITY_LADDER,
         **kwargs,
     ):
         check_positive_int("hidden_dim", hidden_dim)
@@ -216,6 +229,7 @@ class AlbertAct(keras.layers.Layer):
         self.halting_bias_initializer = keras.initializers.get(halting_bias_initializer)
         self.skip_halted = skip_halted
         self.fixed_depth = fixed_depth
+        self.capacity_ladder = check_capacity_ladder(capacity_ladder)
         self.supports_masking = False
 
     @property
@@ -312,9 +326,20 @@ class AlbertAct(keras.layers.Layer):
                 outputs.update(dict(zip(ITERATION_KEYS, iterations, strict=True)))
             return outputs
         if skip:
-            outputs = skip_halted_loop(
-                self, state, padding_mask, threshold, depth_limit, return_iterations
-            )
+            if skip == "static":
+                outputs = static_skip_loop(
+                    self,
+                    state,
+                    padding_mask,
+                    threshold,
+                    depth_limit,
+                    training=_is_training(training),
+                    return_iterations=return_iterations,
+                )
+            else:
+                outputs = skip_halted_loop(
+                    self, state, padding_mask, threshold, depth_limit, return_iterations
+                )
             if return_iterations:
                 iterations = outputs.pop("iterations")
                 outputs.update(dict(zip(ITERATION_KEYS, iterations, strict=True)))
@@ -412,39 +437,45 @@ class AlbertAct(keras.layers.Layer):
         return outputs
 
     def _resolve_skip_halted(self, skip_halted, training, return_iterations):
-        """Whether this call takes the skip path (see the class docstring)."""
+        """The path of this call: `False` (dense), `"static"` or `"dynamic"`.
+
+        See "Skipping halted tokens" in the class docstring.
+        """
         if skip_halted is None:
             skip_halted = self.skip_halted
         _check_skip_halted(skip_halted)
-        dense_reason = None
-        if _is_training(training):
-            dense_reason = "training"
-        elif inside_xla_context():
-            dense_reason = "xla"
-        elif self._block_is_quantized():
-            dense_reason = "quantized"
+        training = _is_training(training)
+        xla = inside_xla_context()
         if skip_halted is None:
-            return dense_reason is None and not return_iterations
-        if skip_halted and dense_reason == "training":
+            if training or xla or return_iterations or self._block_is_quantized():
+                return False
+            return "dynamic"
+        if skip_halted is False:
+            return False
+        if self._block_is_quantized():
             raise ValueError(
-                "`skip_halted=True` is an inference path: it cannot run with "
-                "`training=True` (dropout and training use the dense path). "
-                "Pass `skip_halted=None` (automatic) or `False`. Received: "
-                f"skip_halted=True, training={training!r}"
-            )
-        if skip_halted and dense_reason == "xla":
-            raise ValueError(
-                "`skip_halted=True` gathers a data-dependent number of tokens, "
-                "which XLA (`jit_compile=True`, TPUs) cannot compile. Pass "
-                "`skip_halted=None` (automatic) or `False` under XLA. Received: "
-                "skip_halted=True inside an XLA-compiled function"
-            )
-        if skip_halted and dense_reason == "quantized":
-            raise ValueError(
-                "`skip_halted=True` reads the block's float kernels, but the "
-                "block is quantized (`quantize()` or a quantized dtype "
+                f"`skip_halted={skip_halted!r}` reads the block's float kernels, "
+                "but the block is quantized (`quantize()` or a quantized dtype "
                 "policy); quantized layers run on the dense path. Pass "
                 "`skip_halted=None` (automatic) or `False`."
+            )
+        requested = skip_halted
+        if skip_halted is True:
+            skip_halted = "static" if xla else "dynamic"
+        if skip_halted == "dynamic" and training:
+            raise ValueError(
+                f"`skip_halted={requested!r}`: the data-dependent skip path is "
+                "an inference path: it cannot run with `training=True` (it has "
+                'no dropout). Pass `skip_halted="static"`, `None` (automatic) or '
+                f"`False`. Received: skip_halted={requested!r}, training=True"
+            )
+        if skip_halted == "dynamic" and xla:
+            raise ValueError(
+                '`skip_halted="dynamic"` gathers a data-dependent number of '
+                "tokens, which XLA (`jit_compile=True`, TPUs) cannot compile. "
+                'Pass `skip_halted="static"`, `True`, `None` (automatic) or '
+                "`False` under XLA. Received: skip_halted='dynamic' inside an "
+                "XLA-compiled function"
             )
         return skip_halted
 
@@ -500,16 +531,17 @@ class AlbertAct(keras.layers.Layer):
                 ),
                 "skip_halted": self.skip_halted,
                 "fixed_depth": self.fixed_depth,
+                "capacity_ladder": list(self.capacity_ladder),
             }
         )
         return config
 
 
 def _check_skip_halted(value):
-    if value is not None and not isinstance(value, bool):
+    if value is not None and not isinstance(value, bool) and value not in ("static", "dynamic"):
         raise ValueError(
-            "`skip_halted` must be None (automatic), True or False. "
-            f"Received: skip_halted={value!r}"
+            '`skip_halted` must be None (automatic), True, False, "static" or '
+            f'"dynamic". Received: skip_halted={value!r}'
         )
 
 
