@@ -87,12 +87,20 @@ def trim_segments(segments, room):
     Returns:
         A list of the segments, each cut to its `round_robin_lengths`.
     """
+    if len(segments) == 1:
+        return [segments[0][:, :room]]
     lengths = tf.stack([s.row_lengths() for s in segments], axis=1)
     keep = round_robin_lengths(lengths, room)
-    return [
-        tf.ragged.boolean_mask(s, tf.ragged.range(s.row_lengths()) < keep[:, i, tf.newaxis])
-        for i, s in enumerate(segments)
-    ]
+    trimmed = []
+    for i, segment in enumerate(segments):
+        starts = segment.row_starts()
+        kept = tf.ragged.range(starts, starts + keep[:, i], row_splits_dtype=starts.dtype)
+        trimmed.append(
+            tf.RaggedTensor.from_row_splits(
+                tf.gather(segment.flat_values, kept.flat_values), kept.row_splits, validate=False
+            )
+        )
+    return trimmed
 
 
 def pack_segments(segments, sequence_length, tokenizer):

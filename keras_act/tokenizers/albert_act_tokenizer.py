@@ -142,9 +142,7 @@ def _unknown_character_class(proto):
             continue
         known.update(processor.id_to_piece(index))
     candidates = [
-        chr(c)
-        for c in range(0x80, 0x110000)
-        if not 0xD800 <= c <= 0xDFFF and chr(c) not in known
+        chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c) not in known
     ]
     normalized = processor.normalize(candidates)
     unknown = {
@@ -154,7 +152,9 @@ def _unknown_character_class(proto):
         # Combining marks and conjoining jamo may compose with the
         # characters around them: they are left to the model's normaliser.
         and unicodedata.combining(c) == 0
-        and not ("\u1100" <= c <= "\u11ff" or "\ua960" <= c <= "\ua97f" or "\ud7b0" <= c <= "\ud7ff")
+        and not (
+            "\u1100" <= c <= "\u11ff" or "\ua960" <= c <= "\ua97f" or "\ud7b0" <= c <= "\ud7ff"
+        )
     }
     if not unknown:
         return None
@@ -226,12 +226,18 @@ class AlbertActTokenizer(AlbertTokenizer):
     Empty and whitespace-only strings give no ids. Inputs of any length are
     tokenized whole (truncation is the preprocessors' job).
 
+    Texts with a piece unknown to the vocabulary are tokenized a second
+    time with each unknown character as one byte: tensorflow-text's
+    SentencePiece scores an unknown character once per byte, the library
+    once, and the float32 rounding of the totals decides between
+    segmentations of equal score (`"中hhh"`: `"hh" "h"`).
+
     Known differences, none in GLUE CoLA/SST-2 or WikiText-2: characters
     assigned after the Unicode version of Python's `unicodedata` may be
-    normalised differently (TensorFlow's ICU is newer); and right after a
-    character unknown to the vocabulary, tensorflow-text's SentencePiece
-    may order two pieces of equal total score the other way (`"中hhh"`:
-    `"h" "hh"` instead of `"hh" "h"`).
+    normalised differently (TensorFlow's ICU is newer); and after ALBERT's
+    three-byte user-defined piece `"–"` (U+2013), two pieces of equal total
+    score may come in the other order (`"–hhhhh"`; 15 of 100,000 random
+    strings of `benchmarks/tokenizer_fuzz.py`, seed 0).
 
     Calling the layer on a batch of strings returns a `tf.RaggedTensor` of
     ids without `[CLS]`/`[SEP]`; a scalar string gives a dense 1-D tensor.
@@ -325,7 +331,8 @@ class AlbertActTokenizer(AlbertTokenizer):
         # tensorflow-text's `FastSentencepieceTokenizer` (the model as a
         # constant, stateless ops) breaks ties between equal-score
         # segmentations ("eee": "e" + "ee") like the `sentencepiece` package
-        # that Hugging Face calls; `SentencepieceTokenizer` does not. Ids are
+        # that Hugging Face calls; `SentencepieceTokenizer` (an older
+        # `sentencepiece` inside TF Text) does not: "eee" gives "ee" + "e". Ids are
         # int32; `dtype="string"` is applied after the digit-comma re-split.
         with tf.device("cpu"):
             self._sentence_piece = tf_text.FastSentencepieceTokenizer(proto)
@@ -465,7 +472,9 @@ class AlbertActTokenizer(AlbertTokenizer):
         again = self._sentence_piece.tokenize(marked).with_row_splits_dtype(ids.row_splits.dtype)
         count = tf.size(has_unknown, out_type=tf.int64)
         order = tf.tensor_scatter_nd_update(
-            tf.range(count), positions[:, tf.newaxis], count + tf.range(tf.size(positions, tf.int64))
+            tf.range(count),
+            positions[:, tf.newaxis],
+            count + tf.range(tf.size(positions, tf.int64)),
         )
         return tf.gather(tf.concat([ids, again], axis=0), order)
 
