@@ -114,9 +114,7 @@ def test_every_export_uses_only_ops_of_tf_text_2_12_1(tokenizer, tmp_path):
     assert "TFText>RoundRobinTrim" not in allowed  # TF Text 2.16
     seen = {}
     for name, model, preprocessor, pair in _exports(tokenizer):
-        path = export_saved_model(
-            model, preprocessor, tmp_path / name, pair=pair, verify=False
-        )
+        path = export_saved_model(model, preprocessor, tmp_path / name, pair=pair, verify=False)
         seen[name] = non_core_ops(saved_model_ops(path))
     missing = {name: sorted(set(ops) - allowed) for name, ops in seen.items()}
     assert all(not ops for ops in missing.values()), missing
