@@ -115,7 +115,7 @@ def test_cli_exports_masked_lm_from_keras_file(saved, tmp_path, capsys):
     # An explicit existing version fails before anything is built, in one line.
     message = _setup_error(argv + ["--version", "1"])
     assert "Version 1 exists already" in message
-    assert sorted(os.listdir(out)) == ["1", "models.config"]
+    assert sorted(os.listdir(out)) == ["1", "batching_parameters.txt", "models.config"]
 
 
 @pytest.mark.large

@@ -266,12 +266,12 @@ def test_model_server_never_sees_a_half_written_version(tiny, tmp_path):
     assert incomplete == []
     assert seen == {1, 2}
     assert (first, second) == (os.path.join(base_dir, "1"), os.path.join(base_dir, "2"))
-    assert sorted(os.listdir(base_dir)) == ["1", "2", "models.config"]
+    assert sorted(os.listdir(base_dir)) == ["1", "2", "batching_parameters.txt", "models.config"]
 
     # An existing version is an error, raised before anything is written.
     with pytest.raises(FileExistsError, match="Version 2 exists already"):
         export_saved_model(backbone, tokenizer, base_dir, version=2, sequence_length=8)
-    assert sorted(os.listdir(base_dir)) == ["1", "2", "models.config"]
+    assert sorted(os.listdir(base_dir)) == ["1", "2", "batching_parameters.txt", "models.config"]
 
 
 @pytest.mark.large
