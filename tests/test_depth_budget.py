@@ -55,7 +55,7 @@ def layer():
     return tiny_act_layer()
 
 
-@pytest.mark.parametrize("skip_halted", [True, False])
+@pytest.mark.parametrize("skip_halted", [True, False, "static"])
 def test_no_budget_is_the_layer_default(layer, skip_halted):
     hidden, mask = make_inputs()
     plain = layer(hidden, padding_mask=mask, skip_halted=skip_halted)
@@ -69,7 +69,7 @@ def test_no_budget_is_the_layer_default(layer, skip_halted):
         assert_identical(layer(hidden, padding_mask=mask, skip_halted=skip_halted), plain)
 
 
-@pytest.mark.parametrize("skip_halted", [True, False])
+@pytest.mark.parametrize("skip_halted", [True, False, "static"])
 @pytest.mark.parametrize("max_layers", [1, 2, 4])
 def test_max_layers_equals_a_layer_with_that_cap(layer, skip_halted, max_layers):
     hidden, mask = make_inputs()
@@ -82,7 +82,7 @@ def test_max_layers_equals_a_layer_with_that_cap(layer, skip_halted, max_layers)
         assert_identical(budgeted, expected)
 
 
-@pytest.mark.parametrize("skip_halted", [True, False])
+@pytest.mark.parametrize("skip_halted", [True, False, "static"])
 def test_lower_threshold_gives_fewer_updates(layer, skip_halted):
     hidden, mask = make_inputs()
     updates = [
@@ -100,8 +100,11 @@ def test_lower_threshold_gives_fewer_updates(layer, skip_halted):
     assert np.all(updates[-1][mask == 0] == 0)
 
 
+@pytest.mark.parametrize("skip_halted", [None, True])
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_tensor_budget_in_tf_function(layer, jit_compile):
+def test_tensor_budget_in_tf_function(layer, jit_compile, skip_halted):
+    """Default and skip paths (data-dependent in tf.function, static ladder
+    under XLA) with tensor budgets, against the eager dense loop."""
     hidden, mask = make_inputs()
 
     @tf.function(
@@ -109,7 +112,13 @@ def test_tensor_budget_in_tf_function(layer, jit_compile):
         input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)],
     )
     def run(max_layers, threshold):
-        return layer(hidden, padding_mask=mask, max_layers=max_layers, halting_threshold=threshold)
+        return layer(
+            hidden,
+            padding_mask=mask,
+            skip_halted=skip_halted,
+            max_layers=max_layers,
+            halting_threshold=threshold,
+        )
 
     for max_layers, threshold in ((CAP, 1.0 - layer.act_epsilon), (2, 0.99), (CAP, 0.5), (3, 0.6)):
         expected = layer(
@@ -135,7 +144,7 @@ def backbone_inputs(lengths=(12, 9, 4), length=12, seed=0):
     }
 
 
-@pytest.mark.parametrize("skip_halted", [True, False])
+@pytest.mark.parametrize("skip_halted", [True, False, "static"])
 def test_functional_backbone_traced_inside_depth_budget(skip_halted):
     backbone = varied_depth_backbone(vocabulary_size=100)
     backbone.encoder.skip_halted = skip_halted
