@@ -100,7 +100,9 @@ class GatheredBlockSpec:
         self.halting_dtype = layer._halting_dtype
 
 
-def gathered_block(spec, weights, rows, query_slots, slots, keys, values, key_bias, seed=None):
+def gathered_block(
+    spec, weights, rows, query_slots, place_rows, slots, keys, values, key_bias, seed=None
+):
     """The block output of gathered rows.
 
     Args:
@@ -108,11 +110,11 @@ def gathered_block(spec, weights, rows, query_slots, slots, keys, values, key_bi
         weights: the dict of `block_weights`.
         rows: `[capacity, hidden]`, the gathered states.
         query_slots: int32 `[capacity]`, each row's place `b * slots + i` in
-            the `[batch, slots]` query layout (at most one row per place);
-            a row whose place is `batch * slots` or more is a padding slot
-            of the buffer: its output is some finite value, and it changes no
-            other row's output.
-        slots: int (or int32 scalar), query slots per sequence.
+            the `[batch, slots]` query layout; a padding slot of the buffer
+            may name any place (its output is some finite value).
+        place_rows: int32 `[batch * slots]`, the inverse: the row of each
+            place, or `capacity` for an empty place.
+        slots: int (or int32 scalar), query places per sequence.
         keys: `[batch, seq, heads, head_dim]`, every token's current keys.
         values: `[batch, seq, heads, head_dim]`, likewise.
         key_bias: `[batch, 1, 1, seq]`, 0 for real keys, -1e9 for padding.
@@ -121,15 +123,11 @@ def gathered_block(spec, weights, rows, query_slots, slots, keys, values, key_bi
     Returns:
         `[capacity, hidden]`.
     """
-    heads = [-1, spec.num_heads, spec.head_dim]
     batch_size = tf.shape(keys)[0]
     places = batch_size * slots
-    queries = tf.reshape(project(rows, weights, "query"), heads)
-    queries = tf.tensor_scatter_nd_update(
-        tf.zeros(tf.stack([places + 1, spec.num_heads, spec.head_dim]), queries.dtype),
-        tf.minimum(query_slots, places)[:, tf.newaxis],
-        queries,
-    )[:places]
+    queries = tf.reshape(project(rows, weights, "query"), [-1, spec.num_heads, spec.head_dim])
+    # Gathers, not scatters: XLA's CPU scatter is a slow serial loop.
+    queries = tf.gather(tf.concat([queries, tf.zeros_like(queries[:1])], 0), place_rows)
     queries = tf.reshape(queries, tf.stack([batch_size, slots, spec.num_heads, spec.head_dim]))
     logits = tf.einsum("bqhd,bkhd->bhqk", queries, keys)
     logits = tf.cast(logits, spec.softmax_dtype) + tf.cast(key_bias, spec.softmax_dtype)

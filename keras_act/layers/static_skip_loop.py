@@ -110,6 +110,9 @@ def static_skip_loop(
         # Each running token's rank among the running tokens of its sequence.
         row_rank = tf.reshape(tf.cumsum(tf.cast(running, tf.int32), axis=1) - 1, [-1])
         row_rank = tf.concat([row_rank, [0]], 0)
+        row_counts = tf.reduce_sum(tf.cast(running, tf.int32), axis=1)
+        # Each token's slot in the buffer, `num_tokens` if it is not running.
+        token_slot = tf.concat([tf.where(flat_running, order, num_tokens), [num_tokens]], 0)
         step_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, step)
 
         inputs = dict(
@@ -117,6 +120,8 @@ def static_skip_loop(
             count=count,
             slot_positions=slot_positions,
             row_rank=row_rank,
+            row_counts=row_counts,
+            token_slot=token_slot,
             grid=grid,
             key_mask_bias=key_mask_bias,
             threshold=threshold,
@@ -209,7 +214,6 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
     def run():
         halting_dtype = halting_probability.dtype
         positions = slot_positions[:capacity]
-        indices = positions[:, tf.newaxis]
         real = positions < num_tokens
         # Queries go to `[batch, slots]`: a sequence has at most
         # min(capacity, seq) running tokens.
@@ -218,9 +222,17 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
         else:
             slots = tf.minimum(capacity, seq_length)
         query_slots = tf.where(
-            real,
-            positions // seq_length * slots + tf.gather(row_rank, positions),
-            grid[0] * slots,
+            real, positions // seq_length * slots + tf.gather(row_rank, positions), 0
+        )
+        row_counts = tensors["row_counts"]
+        place = tf.range(slots)[tf.newaxis, :]
+        place_rows = tf.reshape(
+            tf.where(
+                place < row_counts[:, tf.newaxis],
+                tf.cumsum(row_counts, exclusive=True)[:, tf.newaxis] + place,
+                capacity,
+            ),
+            [-1],
         )
         rows = tf.gather(states, positions)
         block_output = gathered_block(
@@ -228,6 +240,7 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
             weights,
             rows,
             query_slots,
+            place_rows,
             slots,
             tf.reshape(keys[:-1], grid),
             tf.reshape(values[:-1], grid),
@@ -249,16 +262,27 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
             rows.dtype,
         )
         new_keys, new_values = key_values(spec, weights, mixed)
+        # Back to the token arrays by gathers (XLA's CPU scatter is a slow
+        # serial loop): each running token reads its slot; the others, the
+        # trash row included, keep their values.
+        slot = tf.minimum(tensors["token_slot"], capacity)
+        updated = slot < capacity
+
+        def back(full, new, fill=None):
+            new = tf.gather(tf.concat([new, tf.zeros_like(new[:1])], 0), slot)
+            mask = tf.reshape(updated, [-1] + [1] * (len(new.shape) - 1))
+            return tf.where(mask, new, full if fill is None else fill)
+
         nan = tf.fill([num_tokens + 1], tf.constant(float("nan"), halting_dtype))
         return (
-            tf.tensor_scatter_nd_update(states, indices, mixed),
-            tf.tensor_scatter_nd_update(keys, indices, new_keys),
-            tf.tensor_scatter_nd_update(values, indices, new_values),
-            tf.tensor_scatter_nd_update(halting_probability, indices, new_probability),
-            tf.tensor_scatter_nd_update(remainders, indices, new_remainders),
-            tf.tensor_scatter_nd_update(updates, indices, new_updates),
-            tf.tensor_scatter_nd_update(nan, indices, logits),
-            tf.tensor_scatter_nd_update(tf.zeros_like(updates), indices, update_weights),
+            back(states, mixed),
+            back(keys, new_keys),
+            back(values, new_values),
+            back(halting_probability, new_probability),
+            back(remainders, new_remainders),
+            back(updates, new_updates),
+            back(None, logits, nan),
+            back(None, update_weights, tf.zeros_like(updates)),
         )
 
     return run
