@@ -444,3 +444,11 @@ def test_cli_outputs_have_the_mode_of_a_new_file(tmp_path, capsys):
         default = (0o777 if out.is_dir() else 0o666) & ~umask
         assert out.stat().st_mode & 0o777 == default, (out, oct(out.stat().st_mode))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["p.keras", "preset"]
+
+
+def test_a_pathlib_path_is_accepted(tmp_path):
+    folder = copy_checkpoint(tmp_path)
+    from_path = load_hf_checkpoint(Path(folder))
+    from_str = load_hf_checkpoint(str(folder))
+    for a, b in zip(from_path.get_weights(), from_str.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

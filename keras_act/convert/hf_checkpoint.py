@@ -316,8 +316,10 @@ def resolve_checkpoint(path):
 
     `path` is a checkpoint folder, a weight file inside one, or
     `hf://owner/name` (downloaded with `huggingface_hub`, which also serves
-    it from its cache offline with `HF_HUB_OFFLINE=1`).
+    it from its cache offline with `HF_HUB_OFFLINE=1`). A `pathlib.Path`
+    is accepted too.
     """
+    path = os.fspath(path)
     if path.startswith("hf://"):
         return _download_from_hub(path[len("hf://") :])
     if os.path.isfile(path):
