@@ -12,7 +12,10 @@ import math
 
 import tensorflow as tf
 
-# Eight even steps (see `AlbertAct`'s `capacity_ladder` for the measurement).
+# Eight even steps. Measured under XLA on the shared 2-core CPU (under load),
+# hidden 256, batch 8 x 128, mean depth 6.3 of 12, best of 7 interleaved
+# calls: 4 steps 1.33x the dense loop, 8 steps 1.42x, 16 steps 1.46x (twice
+# the branches to compile for 3%).
 DEFAULT_CAPACITY_LADDER = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 
 
