@@ -432,6 +432,8 @@ def test_question_answerer_signature_and_bad_requests(exports):
     assert {k: (v["dtype"], v["shape"]) for k, v in inputs.items()} == {
         "question": ("string", [-1]),
         "context": ("string", [-1]),
+        "max_layers": ("int32", []),
+        "halting_threshold": ("float32", []),
     }
     missing = results["raw"]["missing_context"]["error"]
     assert "You must feed a value for placeholder tensor" in missing and "context" in missing
@@ -483,6 +485,8 @@ def test_multiple_choice_signature_rest_and_bad_requests(exports, tokenizer):
     assert {k: (v["dtype"], v["shape"]) for k, v in inputs.items()} == {
         "prompt": ("string", [-1]),
         "choices": ("string", [-1, -1]),
+        "max_layers": ("int32", []),
+        "halting_threshold": ("float32", []),
     }
     rows = results["rest"]["row"]["body"]["predictions"]
     expected = _multiple_choice_reference(exports["chooser"], tokenizer)

@@ -163,6 +163,8 @@ def test_pair_signature_takes_text_and_text_pair(pair):
     assert {k: (v["dtype"], v["shape"]) for k, v in inputs.items()} == {
         "text": ("string", [-1]),
         "text_pair": ("string", [-1]),
+        "max_layers": ("int32", []),
+        "halting_threshold": ("float32", []),
     }
 
 
@@ -440,7 +442,7 @@ def _export_text_classifier(vocab, root):
 
 def test_text_classifier_pairs_match_keras(text_classifier):
     inputs = text_classifier.results["signatures"][TEXT_SIGNATURE]["inputs"]
-    assert sorted(inputs) == ["text", "text_pair"]
+    assert sorted(inputs) == ["halting_threshold", "max_layers", "text", "text_pair"]
     assert all("error" not in answer for answer in text_classifier.results["warmup"])
     features = preprocess(text_classifier.preprocessor, PREMISES, HYPOTHESES)
     depth = text_classifier.model.depth_model(features, training=False)

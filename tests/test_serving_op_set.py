@@ -55,7 +55,12 @@ def tokenizer(tmp_path_factory):
 
 
 def _exports(tokenizer):
-    """`(name, model, preprocessor, pair)` of every serving head."""
+    """`(name, model, preprocessor, pair)`: every serving head, every packer.
+
+    The non-core ops come from the preprocessing, so each preprocessor is
+    exported once (pairs through the pair signatures); the regressor and a
+    single-text classifier share the classifier's packer and add only core ops.
+    """
     size = tokenizer.vocabulary_size()
     backbone = tiny_backbone(size, seed=3, max_layers=2)
     single = keras_act.AlbertActPreprocessor(tokenizer, sequence_length=SEQUENCE_LENGTH)
@@ -77,15 +82,7 @@ def _exports(tokenizer):
         ("backbone", backbone, single, None),
         ("backbone_pair", backbone, pair, None),
         ("masked_lm", keras_act.AlbertActPretrainer(backbone), single, None),
-        ("masked_lm_pair", keras_act.AlbertActPretrainer(backbone), pair, None),
-        ("classifier", classifier, None, False),
         ("classifier_pair", classifier, None, True),
-        (
-            "regressor_pair",
-            keras_act.AlbertActTextRegressor(backbone, preprocessor=classifier_inputs),
-            None,
-            True,
-        ),
         (
             "token_classifier",
             keras_act.AlbertActTokenClassifier(backbone, 3, preprocessor=token_inputs),
