@@ -313,7 +313,9 @@ def test_checkpoints_of_another_architecture(files, tmp_path, capsys):
     (bert / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 150}))
     (bert / "model.safetensors").write_bytes(b"")
     argv = finetune_args(files, tmp_path) + ["--init", str(bert), "--vocab", files["vocab"]]
-    fails_before_training(argv, capsys, "Not an ALBERT-ACT checkpoint")
+    fails_before_training(
+        argv, capsys, "Not an ALBERT or ALBERT-ACT checkpoint: config.json has model_type='bert'"
+    )
     # A keras-hub preset of another backbone.
     import keras_hub
 

@@ -58,5 +58,6 @@ def test_a_saved_model_is_named_not_loaded(tmp_path):
 def test_a_checkpoint_of_another_architecture_names_the_flag(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"--model '.*': Not an ALBERT-ACT checkpoint"):
+    expected = r"--model '.*': Not an ALBERT or ALBERT-ACT checkpoint: config.json has model_type='bert'"
+    with pytest.raises(ValueError, match=expected):
         load_model(tmp_path)
