@@ -315,19 +315,14 @@ def test_exported_saved_model_runs_the_skip_path(tmp_path, path_spy):
     )
 
 
-def test_explicit_skip_in_training_or_under_xla_is_a_clear_error():
+def test_explicit_dynamic_skip_under_xla_is_a_clear_error():
     layer = make_layer()
     hidden, mask = make_inputs()
-    with pytest.raises(ValueError, match="inference path.*training=True"):
-        layer(hidden, padding_mask=mask, training=True, skip_halted=True)
     # Under XLA, `True` takes the static path (tests/test_static_skip_path.py);
-    # the data-dependent one is refused there.
+    # the data-dependent one is refused there. (Both train outside XLA:
+    # tests/test_dynamic_skip_training.py, tests/test_skip_path_training.py.)
     with pytest.raises(ValueError, match="XLA"):
         tf.function(lambda h: layer(h, skip_halted="dynamic"), jit_compile=True)(hidden)
-    # The constructor's `skip_halted=True` is no different.
-    layer = make_layer(skip_halted=True)
-    with pytest.raises(ValueError, match="training=True"):
-        layer(hidden, padding_mask=mask, training=True)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, 0.0])

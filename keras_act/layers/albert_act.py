@@ -134,9 +134,9 @@ class AlbertAct(keras.layers.Layer):
 
         - `"dynamic"` (`keras_act.layers.skip_halted_loop`) carries the
           running tokens as a compact matrix whose size is known only at run
-          time: eager, `tf.function` on CPU and GPU, exported SavedModels;
-          not under XLA (a `ValueError`), and inference only (no dropout: a
-          `ValueError` with `training=True`).
+          time: eager, `tf.function` on CPU and GPU, exported SavedModels,
+          in inference and in training (the block's own dropout layers act
+          on the running tokens' rows); not under XLA (a `ValueError`).
         - `"static"` (`keras_act.layers.static_skip_loop`) gathers them at
           each iteration into a buffer whose size is the smallest of
           `capacity_ladder` that holds them, and scatters the results back:
@@ -338,7 +338,13 @@ class AlbertAct(keras.layers.Layer):
                 )
             else:
                 outputs = skip_halted_loop(
-                    self, state, padding_mask, threshold, depth_limit, return_iterations
+                    self,
+                    state,
+                    padding_mask,
+                    threshold,
+                    depth_limit,
+                    return_iterations,
+                    training=_is_training(training),
                 )
             if return_iterations:
                 iterations = outputs.pop("iterations")
@@ -459,16 +465,8 @@ class AlbertAct(keras.layers.Layer):
                 "policy); quantized layers run on the dense path. Pass "
                 "`skip_halted=None` (automatic) or `False`."
             )
-        requested = skip_halted
         if skip_halted is True:
             skip_halted = "static" if xla else "dynamic"
-        if skip_halted == "dynamic" and training:
-            raise ValueError(
-                f"`skip_halted={requested!r}`: the data-dependent skip path is "
-                "an inference path: it cannot run with `training=True` (it has "
-                'no dropout). Pass `skip_halted="static"`, `None` (automatic) or '
-                f"`False`. Received: skip_halted={requested!r}, training=True"
-            )
         if skip_halted == "dynamic" and xla:
             raise ValueError(
                 '`skip_halted="dynamic"` gathers a data-dependent number of '

@@ -83,12 +83,15 @@ class DenseProjection:
 
 
 class RunningTokenBlock:
-    """An `AlbertBlock` (inference mode) on the running tokens of a batch.
+    """An `AlbertBlock` on the running tokens of a batch.
 
     Built once per call of `AlbertAct`, before its loop, from the block's
     sublayers; holds tensors read from their variables, and no variable.
     Keys and values live in two caches `[batch * seq, heads, head_dim]`
-    indexed by flat token position.
+    indexed by flat token position. In training, the block's own dropout
+    layers (attention probabilities, attention output, feed-forward output)
+    act on the running tokens' rows, with the seed generators the dense path
+    uses.
 
     Args:
         block: a built `keras_act.layers.AlbertBlock`.
@@ -134,6 +137,10 @@ class RunningTokenBlock:
             block._feedforward_output_dense, block.intermediate_dim, dtype
         )
         self.output_layer_norm = block._feedforward_layer_norm
+        self.dropout_rate = block.dropout
+        self.attention_probability_dropout = getattr(attention, "_dropout_layer", None)
+        self.attention_dropout = block._self_attention_dropout
+        self.feedforward_dropout = block._feedforward_dropout
 
     def empty_cache(self, num_tokens):
         """Zero `(key_cache, value_cache)`, each `[num_tokens, heads, head_dim]`."""
@@ -162,7 +169,7 @@ class RunningTokenBlock:
         )
         return key_cache, value_cache
 
-    def __call__(self, inputs, positions, key_cache, value_cache, padding_mask):
+    def __call__(self, inputs, positions, key_cache, value_cache, padding_mask, training=False):
         """The block output of the running tokens.
 
         Args:
@@ -174,6 +181,7 @@ class RunningTokenBlock:
             value_cache: `[batch * seq, heads, head_dim]` values, likewise.
             padding_mask: bool `[batch, seq]`, true for tokens that may be
                 attended to.
+            training: Python bool, whether the block's dropout is active.
 
         Returns:
             `[num_running, hidden]`, in the order of `positions`.
@@ -199,10 +207,19 @@ class RunningTokenBlock:
         bias = tf.where(padding_mask, 0.0, -1e9)[:, tf.newaxis, tf.newaxis, :]
         logits = tf.cast(logits, self.softmax_dtype) + tf.cast(bias, self.softmax_dtype)
         probabilities = tf.cast(tf.nn.softmax(logits), self.dtype)
+        dropout = training and self.dropout_rate > 0.0
+        if dropout and self.attention_probability_dropout is not None:
+            probabilities = self.attention_probability_dropout(probabilities, training=True)
         context = tf.einsum("bhqk,bkhd->bqhd", probabilities, tf.reshape(value_cache, grid))
         context = tf.reshape(
             tf.gather_nd(context, slot_indices), [-1, self.num_heads * self.head_dim]
         )
 
-        x = self.attention_layer_norm(self.attention_output(context) + inputs)
-        return self.output_layer_norm(self.output(self.intermediate(x)) + x)
+        attended = self.attention_output(context)
+        if dropout:
+            attended = self.attention_dropout(attended, training=True)
+        x = self.attention_layer_norm(attended + inputs)
+        hidden = self.output(self.intermediate(x))
+        if dropout:
+            hidden = self.feedforward_dropout(hidden, training=True)
+        return self.output_layer_norm(hidden + x)

@@ -27,9 +27,15 @@ from keras_act.layers.running_tokens import DenseProjection, RunningTokenBlock, 
 
 
 def skip_halted_loop(
-    layer, hidden_states, padding_mask, threshold, depth_limit, return_iterations=False
+    layer,
+    hidden_states,
+    padding_mask,
+    threshold,
+    depth_limit,
+    return_iterations=False,
+    training=False,
 ):
-    """Runs `layer`'s halting loop on running tokens only (inference).
+    """Runs `layer`'s halting loop on running tokens only.
 
     Args:
         layer: a built `keras_act.AlbertAct`.
@@ -42,6 +48,8 @@ def skip_halted_loop(
         return_iterations: bool, also return the per-iteration arrays (see
             `AlbertAct`); `iteration_halting_logits` are NaN for tokens that
             did not run at that iteration.
+        training: Python bool, whether the block's dropout is active (on the
+            running tokens' rows). Gradients flow in both modes.
 
     Returns:
         The outputs dict of `AlbertAct.call`, before masking of padding.
@@ -82,7 +90,9 @@ def skip_halted_loop(
 
         positions = tf.gather(updated_positions, keep)
         inputs = tf.gather(updated, keep)
-        block_output = block(inputs, positions, key_cache, value_cache, padding_mask)
+        block_output = block(
+            inputs, positions, key_cache, value_cache, padding_mask, training=training
+        )
         logits = halting_unit(tf.cast(block_output, halting_dtype))[:, 0]
         indices = positions[:, tf.newaxis]
         # Halted tokens get logit 0 here; `halting_step` ignores them.
