@@ -28,7 +28,9 @@ setup(
         # defined in a package) but does not declare it on Python >= 3.9.
         "importlib_resources>=6,<8",
         "tensorboard>=2.20,<3",
-        "sentencepiece>=0.2,<0.3",
+        # 0.2.2 is the first to break equal-score ties as the in-graph
+        # tokenizer does (0.2.0 and 0.2.1: "eee" is "ee" "e").
+        "sentencepiece>=0.2.2,<0.3",
         "safetensors>=0.4,<1",
         "h5py>=3.10,<4",
         "numpy>=1.26,<3",

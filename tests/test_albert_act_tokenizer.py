@@ -251,3 +251,44 @@ def test_equal_score_ties_after_unknown_characters_match_hugging_face(tokenizer,
     expected = reference_ids(hf, texts)
     assert got == expected, describe_mismatches(texts, got, expected)
     assert tokenizer("中hhh").numpy().tolist() == [13, 1, 10681, 252]  # "▁" <unk> "hh" "h"
+
+
+def test_equal_score_ties_after_user_defined_pieces_match_hugging_face(tokenizer, hf):
+    """After a user-defined piece of ALBERT's (`( ) " - . – £ €`), equal-score
+    segmentations are ordered as the `sentencepiece` library orders them
+    (tensorflow-text scored `"–"` 0, the library 0.2: `"h" "hh" "hh"`)."""
+    texts = [
+        "–hhhhh", "x–hhhhh", "a–b", "中–hhhhh", "😀–hhhhh", "–", "hh–hh", "€€€€hhh",
+        "£hhhhh", "––xxlll", "(–hhhhh", "–tthhhhhh", "ss––hhhhh", "-–.–eee", "[MASK]–hhhhh",
+    ]  # fmt: skip
+    got = tokenizer(texts).to_list()
+    expected = reference_ids(hf, texts)
+    assert got == expected, describe_mismatches(texts, got, expected)
+    pieces, _ = tokenizer.tokenize_with_pieces("–hhhhh")
+    assert [p.decode() for p in pieces.numpy()] == ["▁", "–", "hh", "hh", "h"]
+
+
+@pytest.mark.parametrize("piece", ["(", "£", "–"])  # user-defined, 1, 2 and 3 bytes
+def test_user_defined_score_is_the_sentencepiece_library_s(spiece, piece):
+    """Measures the score the `sentencepiece` library gives a user-defined
+    piece: `piece + "zq"` as one normal piece of score `s` against `piece`
+    and a normal piece `"zq"` of score -5 wins exactly when `s` is above
+    `-5 + user_defined_score(piece)` (the model's own score for it, 0, is
+    not used)."""
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+
+    from keras_act.tokenizers.albert_act_tokenizer import user_defined_score
+
+    def encode(whole_score):
+        model = sentencepiece_model_pb2.ModelProto()
+        model.ParseFromString(spiece.read_bytes())
+        assert {p.piece: p.type for p in model.pieces}[piece] == model.SentencePiece.USER_DEFINED
+        model.pieces.add(piece="zq", score=-5.0, type=model.SentencePiece.NORMAL)
+        model.pieces.add(piece=piece + "zq", score=whole_score, type=model.SentencePiece.NORMAL)
+        processor = spm.SentencePieceProcessor(model_proto=model.SerializeToString())
+        return processor.encode(piece + "zq", out_type=str)
+
+    threshold = -5.0 + user_defined_score(piece)
+    assert encode(threshold + 1e-3) == ["▁", piece + "zq"]
+    assert encode(threshold - 1e-3) == ["▁", piece, "zq"]

@@ -13,6 +13,7 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 from keras_hub.tokenizers import AlbertTokenizer
+from sentencepiece import sentencepiece_model_pb2
 
 from keras_act.models.albert_act_backbone import AlbertActBackbone
 from keras_act.tokenizers.preprocessing_outputs import preprocessing_outputs
@@ -161,6 +162,59 @@ def _unknown_character_class(proto):
     return _character_class(unknown.__contains__)
 
 
+def user_defined_score(piece):
+    """The score the `sentencepiece` library gives a user-defined piece.
+
+    The library's unigram encoder (>= 0.2.2) ignores a `USER_DEFINED` piece's
+    score in the model and scores it by its UTF-8 length in bytes:
+    `0.1 * (length - 1)` in float32 (`"-"`: 0, `"£"`: 0.1, `"–"`: 0.2), so
+    it is always taken whole. tensorflow-text's `FastSentencepieceTokenizer`
+    uses the score written in the model (0 in ALBERT's): the path scores
+    after a multi-byte user-defined piece are then rounded differently and
+    equal-score segmentations may be ordered the other way (`"–hhhhh"`).
+    `tests/test_albert_act_tokenizer.py` measures this rule on the library.
+
+    Args:
+        piece: the piece, a string.
+
+    Returns:
+        The score, a Python float of float32 value.
+
+    Example:
+
+    >>> [round(user_defined_score(piece), 6) for piece in ("-", "\u00a3", "\u2013")]
+    [0.0, 0.1, 0.2]
+    """
+    return float(np.float32(0.1 * (len(piece.encode("utf-8")) - 1)))
+
+
+@functools.lru_cache(maxsize=8)
+def library_scored_proto(proto):
+    """`proto` with its user-defined pieces scored as the library scores them.
+
+    The model that tensorflow-text's `FastSentencepieceTokenizer` is built
+    from, so that its float32 path scores, and so its choice between
+    segmentations of equal score, are the `sentencepiece` library's (see
+    `user_defined_score`). Other pieces and the normaliser are untouched.
+
+    Args:
+        proto: a serialized SentencePiece model, `bytes`.
+
+    Returns:
+        The serialized model, `bytes` (`proto` itself when it has no
+        user-defined piece).
+    """
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+    changed = False
+    for piece in model.pieces:
+        if piece.type == user_defined:
+            piece.score = user_defined_score(piece.piece)
+            changed = True
+    return model.SerializeToString() if changed else proto
+
+
 def _digit_comma_pieces(processor):
     """Hugging Face's re-split of pieces that end in a digit and a comma.
 
@@ -230,14 +284,18 @@ class AlbertActTokenizer(AlbertTokenizer):
     time with each unknown character as one byte: tensorflow-text's
     SentencePiece scores an unknown character once per byte, the library
     once, and the float32 rounding of the totals decides between
-    segmentations of equal score (`"中hhh"`: `"hh" "h"`).
+    segmentations of equal score (`"中hhh"`: `"hh" "h"`). For the same
+    reason the model's user-defined pieces (ALBERT's `( ) " - . – £ €`)
+    are given the scores the library gives them (`user_defined_score`:
+    `"–"` 0.2, not the model's 0; `"–hhhhh"`: `"hh" "hh" "h"`).
+    `benchmarks/tokenizer_fuzz.py --count 100000` finds no difference
+    (seeds 0 and 1).
 
-    Known differences, none in GLUE CoLA/SST-2 or WikiText-2: characters
+    Known difference, none in GLUE CoLA/SST-2 or WikiText-2: characters
     assigned after the Unicode version of Python's `unicodedata` may be
-    normalised differently (TensorFlow's ICU is newer); and after ALBERT's
-    three-byte user-defined piece `"–"` (U+2013), two pieces of equal total
-    score may come in the other order (`"–hhhhh"`; 15 of 100,000 random
-    strings of `benchmarks/tokenizer_fuzz.py`, seed 0).
+    normalised differently (TensorFlow's ICU is newer). The ids are those
+    of `sentencepiece` >= 0.2.2 (float32 path scores); 0.2.0 and 0.2.1
+    break ties otherwise (`"eee"`: `"ee" "e"`, not `"e" "ee"`).
 
     Calling the layer on a batch of strings returns a `tf.RaggedTensor` of
     ids without `[CLS]`/`[SEP]`; a scalar string gives a dense 1-D tensor.
@@ -334,8 +392,11 @@ class AlbertActTokenizer(AlbertTokenizer):
         # that Hugging Face calls; `SentencepieceTokenizer` (an older
         # `sentencepiece` inside TF Text) does not: "eee" gives "ee" + "e". Ids are
         # int32; `dtype="string"` is applied after the digit-comma re-split.
+        # User-defined pieces are scored as the library scores them.
         with tf.device("cpu"):
-            self._sentence_piece = tf_text.FastSentencepieceTokenizer(proto)
+            self._sentence_piece = tf_text.FastSentencepieceTokenizer(
+                library_scored_proto(bytes(proto))
+            )
 
     @preprocessing_outputs
     def id_to_piece(self, ids):
