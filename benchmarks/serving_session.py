@@ -272,12 +272,13 @@ class SessionServer:
                 else "Not formatted correctly expecting only one of 'inputs' or 'instances' keys",
             )
         dtypes = {alias: tf.dtypes.as_dtype(info.dtype) for alias, info in signature.inputs.items()}
-        # Inputs with a SignatureDef default (the scalar depth budget) may be
-        # left out; rows cannot carry them (they have no batch dimension).
-        # The model server's JSON rules for such inputs are not verified here.
+        # Inputs with a SignatureDef default (the depth budget) may be left
+        # out; rows that carry one (every row alike) give it one value per
+        # row. The model server's JSON rules for such inputs are not
+        # verified here.
         required = {a: d for a, d in dtypes.items() if a not in signature.defaults}
         if has_instances:
-            tensors = _instances_to_arrays(document["instances"], required)
+            tensors = _instances_to_arrays(document["instances"], required, dtypes)
         else:
             tensors = _columns_to_arrays(document["inputs"], dtypes, required)
         request = predict_pb2.PredictRequest()
@@ -448,12 +449,17 @@ def _single_input(values, dtypes, field, expected):
     return {names[0]: _json_to_array(values, dtypes[names[0]], names[0])}
 
 
-def _instances_to_arrays(instances, dtypes):
+def _instances_to_arrays(instances, dtypes, all_dtypes=None):
+    """Row-format `instances` to arrays: every row has the keys of `dtypes`
+    (the required inputs) and the same optional ones of `all_dtypes`."""
     if not isinstance(instances, list) or not instances:
         raise ServingError("INVALID_ARGUMENT", "'instances' must be a non-empty JSON array.")
-    names = sorted(dtypes)
     if all(_is_value(item) for item in instances):
         return _single_input(instances, dtypes, "instances", "JSON objects")
+    optional = set(all_dtypes or ()) - set(dtypes)
+    first = instances[0] if isinstance(instances[0], dict) else {}
+    names = sorted(set(dtypes) | (optional & set(first)))
+    dtypes = dict(all_dtypes or dtypes)
     columns = {}
     for index, item in enumerate(instances):
         if _is_value(item) or set(item) != set(names):
@@ -622,7 +628,11 @@ class BatchingServer:
     graph once and splits the outputs by rows, as
     tensorflow_serving/batching/batching_session.cc does. As there, every
     input (a default the request leaves out included) must have a batch
-    dimension of the same size, and every output a batch dimension.
+    dimension of the same size, and every output a batch dimension: the
+    `[1]` defaults of the depth-budget inputs of a one-text request
+    concatenate into one value per text, so a merged batch can mix the
+    budgets of its requests (`mixed_batches` counts, per input, the batches
+    whose rows held more than one value of it).
 
     Args:
         server: the `SessionServer`.
@@ -638,6 +648,7 @@ class BatchingServer:
         self.queue = []
         self.condition = threading.Condition()
         self.batch_sizes = []  # rows run per batch (before padding)
+        self.mixed_batches = {}  # input alias -> batches with differing rows
         self.closed = False
         self.threads = [
             threading.Thread(target=self._work, daemon=True)
@@ -727,6 +738,9 @@ class BatchingServer:
             if padded > rows:  # the first row of the first task, repeated
                 value = np.concatenate([value, np.repeat(value[:1], padded - rows, axis=0)])
             merged[alias] = value
+            # Per-example numbers (the depth budget) that differ between rows.
+            if value.ndim == 1 and value.dtype != object and len(np.unique(value)) > 1:
+                self.mixed_batches[alias] = self.mixed_batches.get(alias, 0) + 1
         self.batch_sizes.append(rows)
         try:
             outputs = self.server.run_arrays(name, merged, list(aliases))
@@ -835,6 +849,7 @@ def batched_load_test(server, requests, threads, total, parameters):
         "batches": len(batcher.batch_sizes),
         "batch_sizes": sorted(set(batcher.batch_sizes)),
         "mean_batch_size": float(np.mean(batcher.batch_sizes)) if batcher.batch_sizes else 0.0,
+        "mixed_batches": dict(batcher.mixed_batches),
         "wall_s": wall,
         "requests_per_s": len(answered) / wall,
         "latency_p50_ms": float(np.percentile(answered, 50) * 1e3) if answered else None,
@@ -869,6 +884,7 @@ def run_plan(plan):
                     "name": info.name,
                     "dtype": tf.dtypes.as_dtype(info.dtype).name if info.dtype else None,
                     "shape": [d.size for d in info.tensor_shape.dim],
+                    "unknown_rank": info.tensor_shape.unknown_rank,
                 }
                 for alias, info in getattr(signature, part).items()
             }

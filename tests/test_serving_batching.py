@@ -1,8 +1,9 @@
 """Server-side batching: `batching_parameters.txt` and batched single-text requests.
 
-One tiny backbone is exported once (without the scalar depth-budget
-inputs, which the server's batcher cannot concatenate; that refusal is
-tested in tests/test_serving_depth_budget.py). One isolated process
+One tiny backbone is exported once (with the optional depth-budget
+inputs: the `[1]` defaults of single-text requests are concatenated like
+their texts; mixed budgets in one batch are tested in
+tests/test_serving_depth_budget.py). One isolated process
 (benchmarks/serving_session.py: tensorflow + tensorflow_text only, the TF1
 session loader) answers concurrent single-text requests through a batcher
 that merges them as the model server's does (`BatchingServer`: concatenate,
@@ -48,7 +49,7 @@ def served(tmp_path_factory):
     backbone = tiny_backbone(tokenizer.vocabulary_size())
     preprocessor = AlbertActPreprocessor(tokenizer, sequence_length=EXPORT_SEQUENCE_LENGTH)
     base_dir = root / "albert_act"
-    path = export_saved_model(backbone, preprocessor, base_dir, depth_budget_inputs=False)
+    path = export_saved_model(backbone, preprocessor, base_dir)
     text = (base_dir / BATCHING_PARAMETERS_FILE).read_text(encoding="utf-8")
     parameters = parse_batching_parameters(text)
     # A longer wait than measured, so that the 8 clients' requests merge
@@ -89,7 +90,8 @@ def test_batching_parameters_file_is_written_beside_models_config(served):
     # The timings it was chosen from, and the server flags, as comments.
     assert "--enable_batching --batching_parameters_file=" in served["text"]
     assert "#   batch    1:" in served["text"]
-    assert "depth-budget" not in served["text"]  # this export has no scalar inputs
+    # How the depth-budget inputs batch.
+    assert "a request of one text\n# may leave them out" in served["text"]
 
 
 def test_batched_requests_equal_unbatched(served):

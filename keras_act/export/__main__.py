@@ -78,7 +78,7 @@ def build_parser():
         "--no-depth-budget",
         action="store_true",
         help="signatures without the optional max_layers / halting_threshold inputs "
-        "(for a model server started with --enable_batching, which cannot batch scalars)",
+        "(the graph of an export before they existed)",
     )
     parser.add_argument(
         "--no-batching-parameters",

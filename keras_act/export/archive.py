@@ -67,16 +67,17 @@ def export_saved_model(
     `token_pieces`.
 
     With `depth_budget_inputs` (and a model with an `AlbertActBackbone`),
-    both signatures also take the optional scalar inputs int32 `max_layers`
-    (1 to the trained cap) and float32 `halting_threshold` (in (0, 1]), the
-    request's depth budget (`keras_act.layers.depth_budget`). A request
-    without them gets the trained cap and `1 - act_epsilon`: exactly the
-    outputs of an export without them. The model server may omit them
-    (`PlaceholderWithDefault` and `SignatureDef.defaults`, see
+    both signatures also take the optional inputs int32 `max_layers` (1 to
+    the trained cap) and float32 `halting_threshold` (in (0, 1]), the
+    request's depth budget (`keras_act.layers.depth_budget`): a scalar or
+    `[1]` for every text, or `[batch]`, one value per text (what the model
+    server's batcher (`--enable_batching`) makes of the requests it merges;
+    see `per_example_budget`). A request without them gets the trained cap
+    (the backbone's loop length) and `1 - act_epsilon` (`[1]` defaults):
+    exactly the outputs of an export without them. The model server may
+    omit them (`PlaceholderWithDefault` and `SignatureDef.defaults`, see
     `signature_defaults`); a `tf.saved_model.load` user passes them (the
-    defaults are in `keras_act_model.json`). The server's batcher
-    (`--enable_batching`) cannot batch scalar inputs: export with
-    `depth_budget_inputs=False` for a batching server.
+    defaults are in `keras_act_model.json`).
 
     `batching_parameters.txt` (the model server's `--batching_parameters_file`)
     is written beside `models.config`, with settings chosen from timings of
@@ -192,8 +193,9 @@ def export_saved_model(
         )
         if budget is not None:
             note += (
-                "\nThis version's signatures take the scalar depth-budget inputs, which the "
-                "batcher\ncannot concatenate: batch an export made with depth_budget_inputs=False."
+                "\nThe depth-budget inputs max_layers / halting_threshold batch too: a request "
+                "of one text\nmay leave them out; a request of several texts sends both with "
+                "one value per text."
             )
         batching.write_batching_parameters(
             base_dir, batching.batching_parameters_text(parameters, latencies, note)
@@ -203,9 +205,15 @@ def export_saved_model(
 
 def model_budget_defaults(model):
     """The depth-budget defaults (`signatures.budget_defaults`) of a model
-    with an `AlbertActBackbone` (its cap and `1 - act_epsilon`), else `None`."""
+    with an `AlbertActBackbone`, else `None`: `1 - act_epsilon` and the most
+    layers a token can get, the loop length of its encoder (its
+    `max_layers`, or a larger `fixed_depth`: a fixed-depth backbone of 12
+    layers and a cap of 6 runs 12 without a budget, and accepts
+    `max_layers` up to 12)."""
     backbone = model if hasattr(model, "act_epsilon") else getattr(model, "backbone", None)
-    cap = getattr(backbone, "max_layers", None)
+    cap = getattr(getattr(backbone, "encoder", None), "loop_length", None)
+    if cap is None:
+        cap = getattr(backbone, "max_layers", None)
     epsilon = getattr(backbone, "act_epsilon", None)
     if not isinstance(cap, int) or not isinstance(epsilon, float):
         return None
@@ -411,21 +419,28 @@ def _warmup_texts(texts, head, input_names):
 
 
 def write_model_facts(version_dir, model, preprocessor):
-    """Writes `MODEL_FACTS_FILE`: the backbone's `max_layers`,
-    `max_sequence_length` and `vocabulary_size`, the export's
-    `sequence_length`, and `halting_threshold` (the float32 default of the
-    signatures' `halting_threshold` input, `1 - act_epsilon`; `None` without
-    a backbone)."""
+    """Writes `MODEL_FACTS_FILE`: `max_layers` (the most layers a token can
+    get, the default of the signatures' `max_layers` input: the backbone's
+    cap, or its larger `fixed_depth`), the backbone's `max_sequence_length`
+    and `vocabulary_size`, the export's `sequence_length`, and
+    `halting_threshold` (the float32 default of the signatures'
+    `halting_threshold` input, `1 - act_epsilon`; `None` without a
+    backbone)."""
     backbone = model if hasattr(model, "max_layers") else getattr(model, "backbone", None)
+    budget = model_budget_defaults(model)
     facts = {
-        "max_layers": getattr(backbone, "max_layers", None),
+        "max_layers": (
+            getattr(backbone, "max_layers", None) if budget is None
+            else int(budget["max_layers"][0])
+        ),
         "max_sequence_length": _max_sequence_length(model),
         "vocabulary_size": _vocabulary_size(model, preprocessor),
         "sequence_length": preprocessor.sequence_length,
     }
     facts = {k: int(v) if v is not None else None for k, v in facts.items()}
-    budget = model_budget_defaults(model)
-    facts["halting_threshold"] = None if budget is None else float(budget["halting_threshold"])
+    facts["halting_threshold"] = (
+        None if budget is None else float(budget["halting_threshold"][0])
+    )
     with open(os.path.join(version_dir, MODEL_FACTS_FILE), "w", encoding="utf-8") as file:
         json.dump(facts, file)
 

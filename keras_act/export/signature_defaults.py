@@ -77,10 +77,13 @@ def add_signature_defaults(saved_model_dir, defaults):
                 node.op = "PlaceholderWithDefault"
                 del node.input[:]
                 node.input.append(constant.name)
-                # PlaceholderWithDefault has `dtype` and `shape`, as Placeholder.
+                # PlaceholderWithDefault has `dtype` and `shape`, as Placeholder
+                # (whose `shape` may be left out when unknown: it is required here).
                 for key in list(node.attr):
                     if key not in ("dtype", "shape") and not key.startswith("_"):
                         del node.attr[key]
+                if "shape" not in node.attr:
+                    node.attr["shape"].shape.unknown_rank = True
                 signature.defaults[input_name].CopyFrom(proto)
                 changed.setdefault(signature_name, []).append(input_name)
     with open(path, "wb") as file:

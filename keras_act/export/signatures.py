@@ -1,18 +1,17 @@
 """The exported signature functions: raw text in, and token ids in."""
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
 
 from keras_act.export.heads.base import vocabulary_table
+from keras_act.export.per_example_budget import PerExampleBudget
 from keras_act.export.request_checks import checked_input, checked_inputs, text_axes, token_ids_axes
-from keras_act.layers.depth_control import depth_budget
 
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "serve_token_ids"
 TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
-#: The optional depth-budget inputs of every signature (scalars).
+#: The optional depth-budget inputs of every signature (a scalar, `[1]` or
+#: one value per example `[batch]`).
 BUDGET_INPUTS = ("max_layers", "halting_threshold")
 
 
@@ -21,25 +20,29 @@ def budget_defaults(max_layers, act_epsilon):
 
     A request without `max_layers` / `halting_threshold` gets these: the
     trained cap and halting threshold, so its outputs are those of the model
-    without a budget.
+    without a budget. They have the shape `[1]` (one value, for every
+    text): the model server's batcher concatenates the defaults of the
+    requests it merges as it does their texts, so a request of one text may
+    leave them out on a batching server too.
 
     Args:
-        max_layers: int, the model's cap on layers per token.
+        max_layers: int, the most layers a token can get (the backbone's
+            loop length: its cap, or a larger `fixed_depth`).
         act_epsilon: float, the model's `act_epsilon`.
 
     Returns:
         A dict of an int32 `max_layers` and a float32 `halting_threshold`
-        (NumPy scalars).
+        (NumPy arrays of shape `[1]`).
 
     Example:
 
     >>> defaults = budget_defaults(6, 0.01)
-    >>> int(defaults["max_layers"]), round(float(defaults["halting_threshold"]), 6)
-    (6, 0.99)
+    >>> defaults["max_layers"].tolist(), [round(float(defaults["halting_threshold"][0]), 6)]
+    ([6], [0.99])
     """
     return {
-        "max_layers": np.int32(max_layers),
-        "halting_threshold": np.float32(1.0 - act_epsilon),
+        "max_layers": np.array([max_layers], np.int32),
+        "halting_threshold": np.array([1.0 - act_epsilon], np.float32),
     }
 
 
@@ -117,13 +120,15 @@ class ServingFunctions:
             (see `text_input_names`).
         budget: `None`, or the default values of the depth-budget inputs
             (`budget_defaults`): both endpoints then also take an int32
-            scalar `max_layers` and a float32 scalar `halting_threshold`,
-            which default to these values (Python default arguments of the
-            `tf.function`s; `signature_defaults.add_signature_defaults`
-            writes them into the SavedModel so the model server may omit
-            them), checked (a scalar; `max_layers` in `[1, cap]`,
-            `halting_threshold` in `(0, 1]`) and passed to the model through
-            `keras_act.layers.depth_budget`.
+            `max_layers` and a float32 `halting_threshold`, each a scalar or
+            `[1]` (for every example) or `[batch]` (one per example, as the
+            model server's batcher concatenates them), which default to
+            these values (Python default arguments of the `tf.function`s;
+            `signature_defaults.add_signature_defaults` writes them into the
+            SavedModel so the model server may omit them), checked
+            (`max_layers` in `[1, cap]`, `halting_threshold` in `(0, 1]`)
+            and passed to the model through `keras_act.layers.depth_budget`,
+            once per distinct pair of the batch (`PerExampleBudget`).
 
     Returns:
         An object with `text_endpoint` and `token_ids_endpoint`, two
@@ -175,30 +180,28 @@ class ServingFunctions:
         )
         return outputs
 
-    def budget_scope(self, max_layers, halting_threshold):
-        """The `depth_budget` of one call of an endpoint (a null context
-        without budget inputs).
-
-        The inputs' scalar shape is known statically inside the function
-        (a `request_checks.runtime_rank` check would be folded away), so
-        `tf.ensure_shape` checks it: a fed `[2]` is `INVALID_ARGUMENT`
-        "Shape of tensor _arg_serving_default_max_layers... [2] is not
-        compatible with expected shape []". Values out of range are the
-        layer's own `InvalidArgumentError` (`depth_budget`).
-        """
+    def budgeted_head(self, max_layers, halting_threshold, batch_size):
+        """The head that runs one call of an endpoint: the head itself
+        without budget inputs, else its `PerExampleBudget` copy (each
+        example with its own budget; values checked when the graph runs)."""
         if self.budget is None:
-            return contextlib.nullcontext()
-        return depth_budget(
-            max_layers=tf.ensure_shape(max_layers, []),
-            halting_threshold=tf.ensure_shape(halting_threshold, []),
+            return self.head
+        budget = PerExampleBudget(
+            max_layers,
+            halting_threshold,
+            batch_size,
+            int(np.ravel(self.budget["max_layers"])[0]),
+            float(np.ravel(self.budget["halting_threshold"])[0]),
         )
+        return budget.head(self.head)
 
     def _budget_specs(self):
+        # Unknown rank: a scalar, [1] or [batch] (see `per_example_values`).
         if self.budget is None:
             return []
         return [
-            tf.TensorSpec([], tf.int32, name="max_layers"),
-            tf.TensorSpec([], tf.float32, name="halting_threshold"),
+            tf.TensorSpec(None, tf.int32, name="max_layers"),
+            tf.TensorSpec(None, tf.float32, name="halting_threshold"),
         ]
 
     def _make_text_endpoint(self):
@@ -221,11 +224,11 @@ class ServingFunctions:
                 ]
                 with tf.control_dependencies(checks):
                     texts = [tf.identity(text) for text in texts]
-            with self.budget_scope(max_layers, halting_threshold):
-                outputs, features = head.serve_texts(
-                    preprocessor, dict(zip(names, texts, strict=True))
-                )
-                return self.outputs(features, outputs)
+            budgeted = self.budgeted_head(max_layers, halting_threshold, tf.shape(texts[0])[0])
+            outputs, features = budgeted.serve_texts(
+                preprocessor, dict(zip(names, texts, strict=True))
+            )
+            return self.outputs(features, outputs)
 
         # A `tf.function` with one named argument per input (the SignatureDef
         # takes its input names from the arguments').
@@ -293,8 +296,9 @@ class ServingFunctions:
                 {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
                 dict.fromkeys(TOKEN_INPUTS, token_ids_axes(rank)),
             )
-            with self.budget_scope(max_layers, halting_threshold):
-                return self.outputs(features)
+            batch_size = tf.shape(features["token_ids"])[0]
+            budgeted = self.budgeted_head(max_layers, halting_threshold, batch_size)
+            return self.outputs(features, budgeted(features))
 
         budget = self._budget_defaults()
         if budget:
