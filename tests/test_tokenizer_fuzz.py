@@ -64,26 +64,51 @@ def texts_around(pieces, count, seed):
 def test_strings_around_albert_s_user_defined_pieces_match_hugging_face(spiece, tokenizer, hf):
     pieces = user_defined_pieces(spiece)
     assert sorted(pieces) == sorted('()"-.–£€')
+    from keras_act.tokenizers.albert_act_tokenizer import user_defined_stand_ins
+
+    assert user_defined_stand_ins(spiece.read_bytes()) == ()  # its normaliser keeps them all
     texts = texts_around(pieces, 1000, seed=0)
     got = tokenizer(texts).to_list()
     expected = [hf.encode(text, add_special_tokens=False) for text in texts]
     assert got == expected, describe_mismatches(texts, got, expected)
 
 
-def test_strings_around_a_trained_model_s_user_defined_pieces_match_hugging_face(tmp_path):
-    """The rule is the library's for any model: user-defined pieces of 1 to
-    4 bytes and of two characters, on a small vocabulary (many ties)."""
-    from keras_act import AlbertActTokenizer
+TRAINED_PIECES = ["–", "€", "ŋ", "→", "𝄞", "<<", "q", "ﬁ", "™", "①"]
+
+
+@pytest.fixture(scope="module")
+def trained_vocab(tmp_path_factory):
+    """A small model with user-defined pieces of 1 to 4 bytes and of two
+    characters; `"ﬁ"`, `"™"` and `"①"` are changed by its normaliser."""
     from training.vocab import train_vocabulary
 
-    pieces = ["–", "€", "ŋ", "→", "𝄞", "<<", "q"]
-    vocab = train_vocabulary(
-        [synthetic_corpus(tmp_path / "corpus.txt")], 120, tmp_path, user_defined_symbols=pieces
-    )
-    assert sorted(user_defined_pieces(vocab)) == sorted(pieces)
-    tokenizer = AlbertActTokenizer(proto=str(vocab))
-    hf = hf_albert_tokenizer(vocab)
-    texts = texts_around(pieces, 1000, seed=1)
+    folder = tmp_path_factory.mktemp("user_defined")
+    corpus = synthetic_corpus(folder / "corpus.txt")
+    return train_vocabulary([corpus], 120, folder, user_defined_symbols=TRAINED_PIECES)
+
+
+@pytest.mark.parametrize("keep_accents", [False, True])
+def test_strings_around_a_trained_model_s_user_defined_pieces_match_hugging_face(
+    trained_vocab, keep_accents
+):
+    """The rules are the library's for any model, on a small vocabulary (many
+    ties). With `keep_accents`, `"ﬁ"` reaches the model and stays whole
+    (tensorflow-text alone would normalise it to `"fi"`); `"\U0010fffd"`
+    is the stand-in of a piece, typed in the text."""
+    from keras_act import AlbertActTokenizer
+    from keras_act.tokenizers.albert_act_tokenizer import user_defined_stand_ins
+
+    assert sorted(user_defined_pieces(trained_vocab)) == sorted(TRAINED_PIECES)
+    stand_ins = user_defined_stand_ins(trained_vocab.read_bytes())
+    assert sorted(piece for piece, _, _ in stand_ins) == sorted(["ﬁ", "™", "①"])
+    tokenizer = AlbertActTokenizer(proto=str(trained_vocab), keep_accents=keep_accents)
+    hf = hf_albert_tokenizer(trained_vocab, keep_accents=keep_accents)
+    texts = texts_around(TRAINED_PIECES, 1000, seed=1)
+    texts += ["ﬁne", "ka ﬁ™ ka", "①\U0010fffd①", "\U0010fffd", "\U0010fffcﬁ中"]
     got = tokenizer(texts).to_list()
     expected = [hf.encode(text, add_special_tokens=False) for text in texts]
     assert got == expected, describe_mismatches(texts, got, expected)
+    assert tokenizer.vocabulary_size() == 120
+    if keep_accents:
+        pieces, _ = tokenizer.tokenize_with_pieces("ﬁne")
+        assert [p.decode() for p in pieces.numpy()] == ["▁", "ﬁ", "ne"]

@@ -188,6 +188,61 @@ def user_defined_score(piece):
     return float(np.float32(0.1 * (len(piece.encode("utf-8")) - 1)))
 
 
+_USER_DEFINED = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+_NORMAL = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
+
+
+@functools.lru_cache(maxsize=8)
+def user_defined_stand_ins(proto):
+    """The user-defined pieces that the model's normaliser would change.
+
+    The `sentencepiece` library matches user-defined pieces in the text
+    before it normalises the rest, so they stay whole (`"ﬁ"` stays `"ﬁ"`
+    under `nmt_nfkc`); tensorflow-text's `FastSentencepieceTokenizer`
+    normalises them with the rest (`"fi"`, other pieces). Each such piece
+    is given a stand-in character, a private-use one that is no piece and
+    that the normaliser keeps, to replace it in the text before
+    tensorflow-text; the stand-in is a piece of the same score appended
+    to the model (`library_scored_proto`) and its id is mapped back.
+    ALBERT's model has none.
+
+    Args:
+        proto: a serialized SentencePiece model, `bytes`.
+
+    Returns:
+        A tuple of `(piece, piece_id, stand_in)`, longest piece first.
+    """
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    user_defined = [(i, p.piece) for i, p in enumerate(model.pieces) if p.type == _USER_DEFINED]
+    if not user_defined:
+        return ()
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    for piece in model.pieces:
+        if piece.type == _USER_DEFINED:
+            piece.type = _NORMAL
+    plain = spm.SentencePieceProcessor(model_proto=model.SerializeToString())
+    texts = [piece for _, piece in user_defined]
+    changed = [
+        (piece, index)
+        for (index, piece), kept, normalized in zip(
+            user_defined, processor.normalize(texts), plain.normalize(texts), strict=True
+        )
+        if kept != normalized
+    ]
+    pieces = {p.piece for p in model.pieces}
+    stand_ins = []
+    code_point = 0x10FFFD  # downwards through plane 16's private use area
+    for piece, index in sorted(changed, key=lambda item: -len(item[0])):
+        while chr(code_point) in pieces or plain.normalize(chr(code_point)).lstrip(
+            SPIECE_UNDERLINE
+        ) != chr(code_point):
+            code_point -= 1
+        stand_ins.append((piece, index, chr(code_point)))
+        code_point -= 1
+    return tuple(stand_ins)
+
+
 @functools.lru_cache(maxsize=8)
 def library_scored_proto(proto):
     """`proto` with its user-defined pieces scored as the library scores them.
@@ -195,7 +250,8 @@ def library_scored_proto(proto):
     The model that tensorflow-text's `FastSentencepieceTokenizer` is built
     from, so that its float32 path scores, and so its choice between
     segmentations of equal score, are the `sentencepiece` library's (see
-    `user_defined_score`). Other pieces and the normaliser are untouched.
+    `user_defined_score`); the stand-ins of `user_defined_stand_ins` are
+    appended as pieces. Other pieces and the normaliser are untouched.
 
     Args:
         proto: a serialized SentencePiece model, `bytes`.
@@ -206,12 +262,13 @@ def library_scored_proto(proto):
     """
     model = sentencepiece_model_pb2.ModelProto()
     model.ParseFromString(proto)
-    user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
     changed = False
     for piece in model.pieces:
-        if piece.type == user_defined:
+        if piece.type == _USER_DEFINED:
             piece.score = user_defined_score(piece.piece)
             changed = True
+    for piece, _, stand_in in user_defined_stand_ins(proto):
+        model.pieces.add(piece=stand_in, score=user_defined_score(piece), type=_USER_DEFINED)
     return model.SerializeToString() if changed else proto
 
 
@@ -384,6 +441,7 @@ class AlbertActTokenizer(AlbertTokenizer):
         self._vocabulary_array = np.array(self.get_vocabulary(), dtype=object)
         self._piece_table = _digit_comma_pieces(processor)
         self._unknown_class = _unknown_character_class(bytes(self.proto))
+        self._stand_ins = user_defined_stand_ins(bytes(self.proto))
 
     def _set_proto_tf(self, proto):
         # tensorflow-text's `FastSentencepieceTokenizer` (the model as a
@@ -488,7 +546,7 @@ class AlbertActTokenizer(AlbertTokenizer):
         spans = segments.flat_values
         is_special = tf.strings.regex_full_match(spans, self._special_pattern)
         text = self._preprocess_text(tf.where(is_special, "", spans))
-        text_ids = self._retokenize_after_unknown(text, self._sentence_piece.tokenize(text))
+        text_ids = self._retokenize_after_unknown(text, self._encode(text))
         # A special span gives exactly its own id, a text span its pieces.
         specials = tf.boolean_mask(spans, is_special)
         if self._folded_pattern:
@@ -511,6 +569,27 @@ class AlbertActTokenizer(AlbertTokenizer):
         ).merge_dims(1, 2)
         return ids.with_row_splits_dtype(tf.int64)
 
+    def _encode(self, text):
+        """The SentencePiece ids of normalised-by-us `text`, `[batch, None]`.
+
+        User-defined pieces that the model's normaliser would change are
+        replaced by their stand-ins first and the stand-ins' ids mapped
+        back (`user_defined_stand_ins`); a stand-in character typed in the
+        text becomes one byte `0xFF`, an unknown character as in the library.
+        """
+        if not self._stand_ins:
+            return self._sentence_piece.tokenize(text)
+        stand_ins = "".join(stand_in for _, _, stand_in in self._stand_ins)
+        text = tf.strings.regex_replace(text, f"[{stand_ins}]", b"\xff")
+        for piece, _, stand_in in self._stand_ins:
+            text = tf.strings.regex_replace(text, re.escape(piece), stand_in)
+        ids = self._sentence_piece.tokenize(text)
+        size = self.vocabulary_size()
+        table = np.concatenate(
+            [np.arange(size), [index for _, index, _ in self._stand_ins]]
+        ).astype("int32")
+        return tf.ragged.map_flat_values(tf.gather, tf.constant(table), ids)
+
     def _retokenize_after_unknown(self, text, ids):
         """Tokenizes again, as the `sentencepiece` library, the texts with an
         unknown piece: NFKC-composed when accents were stripped (NFKD split
@@ -530,7 +609,7 @@ class AlbertActTokenizer(AlbertTokenizer):
             self._unknown_class,
             b"\xff",
         )
-        again = self._sentence_piece.tokenize(marked).with_row_splits_dtype(ids.row_splits.dtype)
+        again = self._encode(marked).with_row_splits_dtype(ids.row_splits.dtype)
         count = tf.size(has_unknown, out_type=tf.int64)
         order = tf.tensor_scatter_nd_update(
             tf.range(count),
