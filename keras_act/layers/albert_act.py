@@ -13,7 +13,13 @@ from keras_act.layers.halting import HaltingDense, halting_step, record_iteratio
 from keras_act.layers.initializers import albert_act_kernel_initializer, clone_initializer
 from keras_act.layers.skip_halted_loop import skip_halted_loop
 from keras_act.layers.static_skip_loop import static_skip_loop
-from keras_act.layers.xla_context import inside_xla_context
+from keras_act.layers.xla_context import compiled_by_xla
+
+# Whether `skip_halted=None` takes the static skip path under XLA (else the
+# dense loop there). A call in inference mode may be differentiated too (a
+# tape around it), so this needs the static path's backward pass to compile
+# with XLA. See "Skipping halted tokens".
+STATIC_PATH_DIFFERENTIATES_UNDER_XLA = False
 
 # Per-iteration arrays returned by `call(..., return_iterations=True)`.
 ITERATION_KEYS = (
@@ -146,10 +152,22 @@ class AlbertAct(keras.layers.Layer):
           iteration instead of keeping every branch's intermediates).
 
         `skip_halted=True` takes `"static"` under XLA and `"dynamic"`
-        elsewhere. `skip_halted=None` (the default) takes `"dynamic"` for
-        inference outside XLA, and the dense path in training, under XLA
-        and with `return_iterations=True` (analysis: the dense path records
-        the halting logits of every token). `skip_halted=False` always
+        elsewhere. `skip_halted=None` (the default) takes, by measurement
+        (`benchmarks/`; the data-dependent path traces several times faster
+        than the ladder's eight branches):
+
+        - eager mode and `tf.function` without XLA, inference and training:
+          `"dynamic"`;
+        - under XLA: the dense path (`"static"` once its backward pass
+          compiles with XLA: `STATIC_PATH_DIFFERENTIATES_UNDER_XLA`; an
+          inference call can be differentiated too);
+        - a trace whose compiler this TensorFlow build cannot tell (no
+          XLA-context probe): as under XLA, paths that compile everywhere,
+          so that a wrong guess never fails;
+        - the dense path with `return_iterations=True` (analysis: the
+          dense path records the halting logits of every token).
+
+        `skip_halted=False` always
         takes the dense path. A quantized block (e.g. after
         `backbone.quantize("int8")`) always takes the dense path: asking it
         for a skip path is a `ValueError` (they read float kernels). With
@@ -451,11 +469,17 @@ class AlbertAct(keras.layers.Layer):
             skip_halted = self.skip_halted
         _check_skip_halted(skip_halted)
         training = _is_training(training)
-        xla = inside_xla_context()
+        # True (XLA), False (eager, or a trace not compiled by XLA) or None
+        # (a trace whose compiler this TensorFlow build cannot tell).
+        xla = compiled_by_xla()
         if skip_halted is None:
-            if training or xla or return_iterations or self._block_is_quantized():
+            if return_iterations or self._block_is_quantized():
                 return False
-            return "dynamic"
+            if xla is False:
+                return "dynamic"
+            # XLA, or a context that cannot be told: a path that compiles
+            # everywhere.
+            return "static" if STATIC_PATH_DIFFERENTIATES_UNDER_XLA else False
         if skip_halted is False:
             return False
         if self._block_is_quantized():
@@ -466,7 +490,7 @@ class AlbertAct(keras.layers.Layer):
                 "`skip_halted=None` (automatic) or `False`."
             )
         if skip_halted is True:
-            skip_halted = "static" if xla else "dynamic"
+            skip_halted = "dynamic" if xla is False else "static"
         if skip_halted == "dynamic" and xla:
             raise ValueError(
                 '`skip_halted="dynamic"` gathers a data-dependent number of '
@@ -548,5 +572,5 @@ def _is_training(training):
     if training is None or isinstance(training, bool):
         return bool(training)
     value = tf.get_static_value(training)
-    # A training flag only known at run time: the dense path serves both.
+    # A training flag only known at run time counts as training.
     return value is None or bool(value)

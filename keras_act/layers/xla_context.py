@@ -31,3 +31,25 @@ def inside_xla_context():
     if tf.executing_eagerly() or GraphOrParentsInXlaContext is None:
         return False
     return bool(GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+
+
+def compiled_by_xla():
+    """Whether the current trace is compiled by XLA: True, False or None.
+
+    Like `inside_xla_context`, but says `None` ("cannot tell") where that
+    function guesses `False`: a graph being traced while this TensorFlow
+    build has no probe. Eager code is never compiled (`False`).
+
+    Returns:
+        True, False or None.
+
+    Example:
+
+    >>> compiled_by_xla()
+    False
+    """
+    if tf.executing_eagerly():
+        return False
+    if GraphOrParentsInXlaContext is None:
+        return None
+    return bool(GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
