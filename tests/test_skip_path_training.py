@@ -5,10 +5,14 @@ its backward pass recomputes each iteration (`keras_act/layers/recompute.py`);
 with dropout 0 its gradients equal the dense path's within 1e-4.
 """
 
+import re
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import TINY_ACT_CONFIG as CONFIG
+from tests.helpers import run_module
 from tests.helpers import tiny_act_layer as make_layer
 
 
@@ -64,3 +68,110 @@ def test_static_path_applies_dropout_in_training_only():
     np.testing.assert_array_equal(out[~real], hidden.numpy()[~real])
     grads = gradients(layer, hidden, mask, "static", training=True)
     assert all(np.isfinite(g).all() for g in grads)
+
+
+# === Under XLA: the training step compiled with jit_compile=True ===
+#
+# TensorFlow's gradient of the ladder's `tf.switch_case` (inside the
+# per-iteration custom gradient, inside the halting loop) aborted the whole
+# process under XLA with more than one rung ("Check failed: size ==
+# kUnboundedSize" in XlaCaseOp), so the step runs in a child process
+# (`python -m tests.test_skip_path_training OUT`, see the end of this file):
+# a regression fails the test instead of killing pytest.
+
+XLA_LADDER = (0.25, 1.0)  # two rungs: 10 and 40 rows of the 40 tokens
+
+
+def xla_training_step(layer, skip_halted):
+    """A jit-compiled step: outputs and gradients of a loss of every output."""
+
+    def step(hidden, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            outputs = layer(hidden, padding_mask=mask, skip_halted=skip_halted, training=True)
+            loss = tf.reduce_sum(outputs["sequence_output"] ** 2) + tf.reduce_sum(
+                outputs["remainders"]
+            )
+        grads = tape.gradient(loss, [hidden] + layer.trainable_variables)
+        return outputs, grads
+
+    return tf.function(step, jit_compile=True)
+
+
+def xla_training_child(out_dir):
+    """The child process: the dense and static XLA steps' results, and the HLO."""
+    import json
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    layer = make_layer(capacity_ladder=XLA_LADDER)
+    hidden, mask = make_inputs()
+    arrays = {}
+    for name, skip in (("dense", False), ("static", "static")):
+        step = xla_training_step(layer, skip)
+        outputs, grads = step(hidden, tf.constant(mask))
+        for key in ("sequence_output", "updates", "remainders", "halting_probability"):
+            arrays[f"{name}/{key}"] = outputs[key].numpy()
+        for i, grad in enumerate(grads):
+            arrays[f"{name}/grad{i}"] = grad.numpy()
+        if skip == "static":
+            hlo = step.experimental_get_compiler_ir(hidden, tf.constant(mask))(stage="hlo")
+            (out_dir / "static_step.hlo").write_text(hlo)
+    names = ["hidden_states"] + [v.path for v in layer.trainable_variables]
+    (out_dir / "names.json").write_text(json.dumps(names))
+    np.savez(out_dir / "results.npz", **arrays)
+
+
+@pytest.fixture(scope="module")
+def xla_training_results(tmp_path_factory):
+    import json
+
+    out_dir = tmp_path_factory.mktemp("xla_training")
+    run_module("tests.test_skip_path_training", [str(out_dir)])
+    results = dict(np.load(out_dir / "results.npz"))
+    names = json.loads((out_dir / "names.json").read_text())
+    return results, names, (out_dir / "static_step.hlo").read_text()
+
+
+@pytest.mark.large  # the child compiles two training steps (~40 s of CPU)
+def test_xla_training_step_of_the_static_path_equals_the_dense_path(xla_training_results):
+    results, names, _ = xla_training_results
+    _, mask = make_inputs()
+    # The batch is padded and both rungs run: some iteration has more running
+    # tokens than the small buffer holds, a later one at most that many.
+    updates = results["dense/updates"]
+    running = [int(((updates > i) & (mask == 1)).sum()) for i in range(int(updates.max()))]
+    small = XLA_LADDER[0] * mask.size
+    assert any(count > small for count in running) and any(0 < c <= small for c in running)
+    np.testing.assert_array_equal(results["static/updates"], updates)
+    for key in ("sequence_output", "remainders", "halting_probability"):
+        np.testing.assert_allclose(
+            results[f"static/{key}"], results[f"dense/{key}"], atol=1e-5, rtol=1e-5, err_msg=key
+        )
+    # Relative to the largest gradient: some are rounding noise around 0
+    # (the key bias's: the softmax ignores a shift of every logit).
+    scale = max(float(np.abs(results[f"dense/grad{i}"]).max()) for i in range(len(names)))
+    for i, name in enumerate(names):
+        expected, got = results[f"dense/grad{i}"], results[f"static/grad{i}"]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+
+
+@pytest.mark.large  # shares the child of the test above
+def test_xla_training_step_of_the_static_path_has_only_static_shapes(xla_training_results):
+    _, _, hlo = xla_training_results
+    shapes = re.findall(r"\b(?:f32|s32|s64|pred|f16|bf16)\[[^\]]*\]", hlo)
+    assert shapes
+    # A bounded dimension prints as `<=n`, an unbounded one as `?`; XLA marks
+    # a dynamic size with set-dimension-size.
+    assert not [shape for shape in shapes if "<=" in shape or "?" in shape]
+    assert "set-dimension-size" not in hlo and "is_dynamic_dimension" not in hlo
+    # The forward and the backward pass each choose a rung: two conditionals
+    # of two branches, one per capacity (10 and 40 of the 40 rows).
+    assert hlo.count("conditional(") >= 2
+    assert "f32[10,32]" in hlo and "f32[40,32]" in hlo
+
+
+if __name__ == "__main__":
+    import sys
+
+    xla_training_child(sys.argv[1])

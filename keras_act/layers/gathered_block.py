@@ -127,7 +127,7 @@ def gathered_block(
     places = batch_size * slots
     queries = tf.reshape(project(rows, weights, "query"), [-1, spec.num_heads, spec.head_dim])
     # Gathers, not scatters: XLA's CPU scatter is a slow serial loop.
-    queries = tf.gather(tf.concat([queries, tf.zeros_like(queries[:1])], 0), place_rows)
+    queries = tf.gather(append_zero_row(queries), place_rows)
     queries = tf.reshape(queries, tf.stack([batch_size, slots, spec.num_heads, spec.head_dim]))
     logits = tf.einsum("bqhd,bkhd->bhqk", queries, keys)
     logits = tf.cast(logits, spec.softmax_dtype) + tf.cast(key_bias, spec.softmax_dtype)
@@ -142,6 +142,21 @@ def gathered_block(
     hidden = project(project(x, weights, "intermediate", spec.activation), weights, "output")
     hidden = dropout(hidden, spec.dropout, _fold(seed, 2))
     return _layer_norm(hidden + x, weights, "output_norm", spec.epsilon)
+
+
+def append_zero_row(rows):
+    """`rows` `[n, ...]` with a row of zeros appended: `[n + 1, ...]`.
+
+    A pad, not a concatenation: the gradient of a concatenation of gathered
+    rows selects the gathered indices with a data-dependent `tf.where`, a
+    dynamic shape under XLA; the pad's gradient is a static slice.
+
+    Example:
+
+    >>> append_zero_row(tf.ones([2, 3])).numpy().sum(axis=1).tolist()
+    [3.0, 3.0, 0.0]
+    """
+    return tf.pad(rows, [[0, 1]] + [[0, 0]] * (len(rows.shape) - 1))
 
 
 def halting_logits(spec, weights, block_output):

@@ -3,12 +3,91 @@
 A `tf.switch_case` differentiated by TensorFlow keeps the intermediates of
 every branch (zeros for the branches not taken) for the backward pass; in a
 `tf.while_loop` that is every branch's intermediates at every iteration.
-`recompute_gradient(fn)` saves only `fn`'s inputs instead, and reruns `fn`
-under a tape when the gradient is needed, so at most one iteration's
-intermediates are alive at a time.
+`recomputed_switch_case` saves only the inputs instead, and its gradient is
+a `tf.switch_case` of its own, on the same index, whose branch reruns the
+forward branch under a tape. No gradient of a `tf.switch_case` is ever
+built: under XLA, TensorFlow's (the gradient of a conditional inside a
+`tf.while_loop` inside a custom gradient) crashed the compiler with more
+than one branch.
 """
 
 import tensorflow as tf
+
+
+def recomputed_switch_case(branches):
+    """`tf.switch_case` over `branches`, its gradient computed by rerunning them.
+
+    Args:
+        branches: a non-empty list of functions of the same tensors
+            (positional) returning tuples of tensors of the same structure.
+            They must read no variable and capture no tensor: pass weights,
+            and every tensor they read, as inputs. Integer inputs get no
+            gradient.
+
+    Returns:
+        A function `(branch_index, *inputs)` that runs
+        `branches[branch_index](*inputs)` (int32 scalar `branch_index`;
+        with one branch, it is not read). Its gradient runs the same branch
+        again under a tape (in its own `tf.switch_case`), so at most one
+        branch's intermediates are alive at a time.
+
+    Example:
+
+    >>> square_or_cube = recomputed_switch_case(
+    ...     [lambda x: (x * x,), lambda x: (x * x * x,)]
+    ... )
+    >>> x = tf.constant(3.0)
+    >>> with tf.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     (y,) = square_or_cube(tf.constant(1), x)
+    >>> float(y), float(tape.gradient(y, x))
+    (27.0, 27.0)
+    """
+    branches = list(branches)
+
+    def switch(branch_index, functions):
+        if len(functions) == 1:
+            return functions[0]()
+        return tf.switch_case(branch_index, functions)
+
+    @tf.custom_gradient
+    def wrapped(branch_index, *inputs):
+        outputs = switch(branch_index, [lambda b=b: tuple(b(*inputs)) for b in branches])
+
+        def gradient(*output_gradients):
+            floats = [x for x in inputs if x.dtype.is_floating]
+
+            def branch_gradient(branch):
+                def run():
+                    with tf.GradientTape() as tape:
+                        tape.watch(floats)
+                        again = branch(*inputs)
+                    # Outputs that got no gradient (None) contribute nothing.
+                    upstream = [
+                        tf.zeros_like(output) if grad is None else grad
+                        for output, grad in zip(again, output_gradients, strict=True)
+                    ]
+                    return tuple(
+                        tape.gradient(
+                            again,
+                            floats,
+                            output_gradients=upstream,
+                            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                        )
+                    )
+
+                return run
+
+            float_gradients = iter(
+                switch(branch_index, [branch_gradient(branch) for branch in branches])
+            )
+            return [None] + [
+                next(float_gradients) if x.dtype.is_floating else None for x in inputs
+            ]
+
+        return tuple(outputs), gradient
+
+    return wrapped
 
 
 def recompute_gradient(fn):
@@ -16,9 +95,7 @@ def recompute_gradient(fn):
 
     Args:
         fn: a function of tensors (positional) returning a tuple of
-            tensors. It must read no variable and capture no tensor: pass
-            weights, and every tensor it reads, as inputs. Integer inputs
-            get no gradient.
+            tensors, with the restrictions of `recomputed_switch_case`.
 
     Returns:
         A function with `fn`'s arguments and results, whose gradient is
@@ -34,31 +111,5 @@ def recompute_gradient(fn):
     >>> float(tape.gradient(y, x))
     6.0
     """
-
-    @tf.custom_gradient
-    def wrapped(*inputs):
-        outputs = fn(*inputs)
-
-        def gradient(*output_gradients):
-            floats = [x for x in inputs if x.dtype.is_floating]
-            with tf.GradientTape() as tape:
-                tape.watch(floats)
-                again = fn(*inputs)
-            # Outputs that got no gradient (None) contribute nothing.
-            output_gradients = [
-                tf.zeros_like(output) if grad is None else grad
-                for output, grad in zip(again, output_gradients, strict=True)
-            ]
-            float_gradients = iter(
-                tape.gradient(
-                    again,
-                    floats,
-                    output_gradients=output_gradients,
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-            )
-            return [next(float_gradients) if x.dtype.is_floating else None for x in inputs]
-
-        return tuple(outputs), gradient
-
-    return wrapped
+    switch = recomputed_switch_case([fn])
+    return lambda *inputs: switch(tf.zeros([], tf.int32), *inputs)

@@ -29,13 +29,14 @@ import tensorflow as tf
 from keras_act.layers.capacity_ladder import ladder_capacities, rung
 from keras_act.layers.gathered_block import (
     GatheredBlockSpec,
+    append_zero_row,
     block_weights,
     gathered_block,
     halting_logits,
     key_values,
 )
 from keras_act.layers.halting import halting_step, record_iteration, should_continue
-from keras_act.layers.recompute import recompute_gradient
+from keras_act.layers.recompute import recomputed_switch_case
 
 
 def static_skip_loop(
@@ -88,7 +89,6 @@ def static_skip_loop(
     remainders = tf.zeros_like(halting_probability)
     updates = tf.zeros_like(halting_probability)
     key_mask_bias = tf.where(padding_mask, 0.0, -1e9)[:, tf.newaxis, tf.newaxis, :]
-    grid = tf.stack([shape[0], shape[1], spec.num_heads, spec.head_dim])
     seed = None
     if training and spec.dropout:
         seed = tf.cast(
@@ -117,12 +117,10 @@ def static_skip_loop(
 
         inputs = dict(
             weights,
-            count=count,
             slot_positions=slot_positions,
             row_rank=row_rank,
             row_counts=row_counts,
             token_slot=token_slot,
-            grid=grid,
             key_mask_bias=key_mask_bias,
             threshold=threshold,
             states=states,
@@ -138,20 +136,19 @@ def static_skip_loop(
             inputs["capacities"] = tf.stack(capacities)
         input_names = sorted(inputs)
 
-        def run(*values):
-            tensors = dict(zip(input_names, values, strict=True))
-            ladder = capacities
-            if "capacities" in tensors:
-                ladder = tf.unstack(tensors["capacities"], len(capacities))
-            branches = [
-                _branch(capacity, seq_length, spec, num_tokens, tensors) for capacity in ladder
-            ]
-            if len(branches) == 1:
-                return branches[0]()
-            return tf.switch_case(rung(ladder, tensors["count"]), branches)
+        def branch(index):
+            def run(*values):
+                tensors = dict(zip(input_names, values, strict=True))
+                capacity = capacities[index]
+                if "capacities" in tensors:
+                    capacity = tensors["capacities"][index]
+                return _branch(capacity, seq_length, spec, num_tokens, tensors)()
+
+            return run
 
         # Every tensor the iteration reads is an input (see `recompute.py`).
-        return recompute_gradient(run)(*(inputs[name] for name in input_names))
+        switch = recomputed_switch_case([branch(i) for i in range(len(capacities))])
+        return switch(rung(capacities, count), *(inputs[name] for name in input_names))
 
     def condition(step, states, keys, values, halting_probability, remainders, updates, *trace):
         return should_continue(halting_probability, updates, threshold, depth_limit)
@@ -205,7 +202,7 @@ def static_skip_loop(
 def _branch(capacity, seq_length, spec, num_tokens, tensors):
     """The iteration on a buffer of `capacity` rows (a `tf.switch_case` branch)."""
     weights = tensors
-    slot_positions, row_rank, grid = (tensors[k] for k in ("slot_positions", "row_rank", "grid"))
+    slot_positions, row_rank = tensors["slot_positions"], tensors["row_rank"]
     states, keys, values = (tensors[k] for k in ("states", "keys", "values"))
     halting_probability, remainders, updates = (
         tensors[k] for k in ("halting_probability", "remainders", "updates")
@@ -235,6 +232,11 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
             [-1],
         )
         rows = tf.gather(states, positions)
+        # The `[batch, seq]` shape from a float input's own shape: an integer
+        # input used as a shape is no compile-time constant in the backward
+        # pass under XLA, where it is popped from the loop's accumulator.
+        bias_shape = tf.shape(tensors["key_mask_bias"])
+        grid = tf.stack([bias_shape[0], bias_shape[3], spec.num_heads, spec.head_dim])
         block_output = gathered_block(
             spec,
             weights,
@@ -269,7 +271,7 @@ def _branch(capacity, seq_length, spec, num_tokens, tensors):
         updated = slot < capacity
 
         def back(full, new, fill=None):
-            new = tf.gather(tf.concat([new, tf.zeros_like(new[:1])], 0), slot)
+            new = tf.gather(append_zero_row(new), slot)
             mask = tf.reshape(updated, [-1] + [1] * (len(new.shape) - 1))
             return tf.where(mask, new, full if fill is None else fill)
 
