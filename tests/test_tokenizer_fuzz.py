@@ -87,21 +87,31 @@ def trained_vocab(tmp_path_factory):
     return train_vocabulary([corpus], 120, folder, user_defined_symbols=TRAINED_PIECES)
 
 
+@pytest.fixture(scope="module")
+def trained_tokenizers(trained_vocab):
+    """`AlbertActTokenizer`s on `trained_vocab`, by `keep_accents`."""
+    from keras_act import AlbertActTokenizer
+
+    return {
+        keep_accents: AlbertActTokenizer(proto=str(trained_vocab), keep_accents=keep_accents)
+        for keep_accents in (False, True)
+    }
+
+
 @pytest.mark.parametrize("keep_accents", [False, True])
 def test_strings_around_a_trained_model_s_user_defined_pieces_match_hugging_face(
-    trained_vocab, keep_accents
+    trained_vocab, trained_tokenizers, keep_accents
 ):
     """The rules are the library's for any model, on a small vocabulary (many
     ties). With `keep_accents`, `"ﬁ"` reaches the model and stays whole
     (tensorflow-text alone would normalise it to `"fi"`); `"\U0010fffd"`
     is the stand-in of a piece, typed in the text."""
-    from keras_act import AlbertActTokenizer
     from keras_act.tokenizers.albert_act_tokenizer import user_defined_stand_ins
 
     assert sorted(user_defined_pieces(trained_vocab)) == sorted(TRAINED_PIECES)
     stand_ins = user_defined_stand_ins(trained_vocab.read_bytes())
     assert sorted(piece for piece, _, _ in stand_ins) == sorted(["ﬁ", "™", "①"])
-    tokenizer = AlbertActTokenizer(proto=str(trained_vocab), keep_accents=keep_accents)
+    tokenizer = trained_tokenizers[keep_accents]
     hf = hf_albert_tokenizer(trained_vocab, keep_accents=keep_accents)
     texts = texts_around(TRAINED_PIECES, 1000, seed=1)
     texts += ["ﬁne", "ka ﬁ™ ka", "①\U0010fffd①", "\U0010fffd", "\U0010fffcﬁ中"]
@@ -112,3 +122,23 @@ def test_strings_around_a_trained_model_s_user_defined_pieces_match_hugging_face
     if keep_accents:
         pieces, _ = tokenizer.tokenize_with_pieces("ﬁne")
         assert [p.decode() for p in pieces.numpy()] == ["▁", "ﬁ", "ne"]
+
+
+def test_the_tokenizer_with_stand_ins_uses_only_ops_of_tf_text_2_12_1(trained_tokenizers):
+    """The stand-ins add core ops only (model servers with TF Text 2.12.1)."""
+    import tensorflow as tf
+
+    from tests.test_serving_op_set import non_core_ops, tf_text_2_12_1_ops
+
+    tokenizer = trained_tokenizers[True]
+    graph = (
+        tf.function(tokenizer.tokenize)
+        .get_concrete_function(tf.TensorSpec([None], tf.string))
+        .graph.as_graph_def()
+    )
+    ops = {node.op for node in graph.node}
+    ops.update(node.op for function in graph.library.function for node in function.node_def)
+    assert "StaticRegexReplace" in ops or "RegexReplace" in ops
+    used = non_core_ops(ops)
+    assert "TFText>FastSentencepieceTokenize" in used
+    assert set(used) <= tf_text_2_12_1_ops(), used
