@@ -1,8 +1,9 @@
 """Serving load: 8 client threads, 2,000 requests, one loaded SavedModel session, unbatched and batched.
 
-    python benchmarks/serving_load.py [--quick] [--json PATH] [--saved-model DIR]
+    python benchmarks/serving_load.py [--quick] [--batching] [--json PATH] [--docs MD] [--saved-model DIR]
 
-Exports a model with `keras_act.export.export_saved_model` (or takes an
+Exports a model with `keras_act.export.export_saved_model` (with the
+optional depth-budget inputs, which the requests leave out; or takes an
 exported version folder), then loads it the way TensorFlow Serving does (the
 TF1 session loader and the SignatureDefs' tensor names) in an isolated process
 that imports only tensorflow and tensorflow_text (`benchmarks/serving_session.py`).
@@ -31,9 +32,10 @@ sequence length 32 and sends 200 requests: a smoke run whose figures mean
 little. `benchmarks/serving_load.json` holds the figures of a full run on
 the development machine (2 shared CPU cores), written by
 
-    python benchmarks/serving_load.py --json benchmarks/serving_load.json
+    python benchmarks/serving_load.py --batching --json benchmarks/serving_load.json
 
-(the JSON records that command, `command`). The tests run the same load with
+(the JSON records that command, `command`; docs/serving.md shows them as
+`figures_table`, which `--docs docs/serving.md` writes there). The tests run the same load with
 8 threads and 96 requests on a small model (tests/test_export.py); the
 2,000-request figures come only from this script.
 """
@@ -121,14 +123,13 @@ def export_model(work_dir, quick):
         )
         model_name, sequence_length = "albert_act_tiny (ALBERT-base geometry, <= 6 layers)", 128
     start = time.perf_counter()
-    # Without the scalar depth-budget inputs: the server's batcher cannot
-    # concatenate them (docs/serving.md).
+    # With the optional depth-budget inputs (left out by the requests: the
+    # batcher concatenates their [1] defaults like the texts).
     path = export_saved_model(
         backbone,
         tokenizer,
         os.path.join(work_dir, "albert_act"),
         sequence_length=sequence_length,
-        depth_budget_inputs=False,
     )
     return path, {
         "model": model_name,
@@ -179,8 +180,21 @@ def main(argv=None):
         action="store_true",
         help="also run the requests through the server's batcher (batching_parameters.txt)",
     )
+    parser.add_argument(
+        "--docs",
+        default=None,
+        help="write the figures' table into this Markdown file, between "
+        f"{TABLE_START} and {TABLE_END} (docs/serving.md)",
+    )
     args = parser.parse_args(argv)
     total = args.requests or (200 if args.quick else 2000)
+    if args.docs:
+        try:
+            text = Path(args.docs).read_text(encoding="utf-8")
+        except OSError as error:
+            parser.error(f"--docs {args.docs}: {error.strerror}")
+        if TABLE_START not in text or TABLE_END not in text:
+            parser.error(f"--docs {args.docs} has no {TABLE_START} ... {TABLE_END} block")
 
     from benchmarks.serving_client import run_isolated, text_request
 
@@ -232,6 +246,8 @@ def main(argv=None):
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
+    if args.docs:
+        write_docs_table(figures_table(figures), args.docs)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(figures, file, indent=2)
@@ -240,6 +256,47 @@ def main(argv=None):
     if "batched_requests_per_s" in figures:
         ok = ok and figures["batched_errors"] == [] and figures["batched_non_float_mismatches"] == 0
     return 0 if ok else 1
+
+
+TABLE_START = "<!-- serving-load-table:start -->"
+TABLE_END = "<!-- serving-load-table:end -->"
+
+
+def figures_table(figures):
+    """The unbatched and batched figures of a run as a Markdown table.
+
+    Example:
+
+    >>> print(figures_table({"requests_per_s": 7.8, "latency_p50_ms": 934.7,
+    ...     "latency_p99_ms": 2604.4, "batched_requests_per_s": 12.0,
+    ...     "batched_latency_p50_ms": 600.0, "batched_latency_p99_ms": 900.0,
+    ...     "batched_mean_batch_size": 4.0, "load_average_1min": [4.5, 8.4]}))
+    | requests | requests/s | p50 latency (ms) | p99 latency (ms) | mean batch |
+    | --- | ---: | ---: | ---: | ---: |
+    | unbatched (8 threads, one session) | 7.8 | 934.7 | 2604.4 | 1 |
+    | batched (`batching_parameters.txt`) | 12.0 | 600.0 | 900.0 | 4.00 |
+    """
+    rows = [
+        "| requests | requests/s | p50 latency (ms) | p99 latency (ms) | mean batch |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| unbatched (8 threads, one session) | {figures['requests_per_s']:.1f} "
+        f"| {figures['latency_p50_ms']:.1f} | {figures['latency_p99_ms']:.1f} | 1 |",
+    ]
+    if "batched_requests_per_s" in figures:
+        rows.append(
+            f"| batched (`batching_parameters.txt`) | {figures['batched_requests_per_s']:.1f} "
+            f"| {figures['batched_latency_p50_ms']:.1f} "
+            f"| {figures['batched_latency_p99_ms']:.1f} "
+            f"| {figures['batched_mean_batch_size']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def write_docs_table(table, path):
+    """Replaces the text between `TABLE_START` and `TABLE_END` in `path`."""
+    text = Path(path).read_text(encoding="utf-8")
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    Path(path).write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
 
 
 def _batched_figures(batched):

@@ -126,16 +126,26 @@ def test_documented_models_config_parses():
 # === Load figures: written by benchmarks/serving_load.py only ===
 
 SERVING_LOAD_JSON = DOCS.parents[1] / "benchmarks" / "serving_load.json"
-SERVING_LOAD_COMMAND = "python benchmarks/serving_load.py --json benchmarks/serving_load.json"
+SERVING_LOAD_COMMAND = (
+    "python benchmarks/serving_load.py --batching --json benchmarks/serving_load.json"
+)
 
 
 def test_serving_load_figures_name_the_command_that_wrote_them():
+    from benchmarks.serving_load import TABLE_END, TABLE_START, figures_table
+
     figures = json.loads(SERVING_LOAD_JSON.read_text(encoding="utf-8"))
     assert figures["command"] == SERVING_LOAD_COMMAND
     assert (figures["threads"], figures["requests"]) == (8, 2000)
     assert figures["identical_to_single_threaded"] is True
-    text = " ".join(DOCS.read_text(encoding="utf-8").split())
+    # The batched run: every request answered, as unbatched (floats within
+    # float32 noise).
+    assert figures["batched_errors"] == [] and figures["batched_non_float_mismatches"] == 0
+    assert figures["batched_max_float_difference"] < 1e-4
+    page = DOCS.read_text(encoding="utf-8")
+    text = " ".join(page.split())
     assert f"`{SERVING_LOAD_COMMAND}` (8 threads, 2,000 requests" in text
+    assert f"{TABLE_START}\n{figures_table(figures)}\n{TABLE_END}" in page
 
 
 @pytest.mark.large
@@ -143,7 +153,10 @@ def test_serving_load_script_writes_the_committed_figures(tmp_path):
     out = tmp_path / "load.json"
     script = SERVING_LOAD_JSON.with_name("serving_load.py")
     completed = subprocess.run(
-        [sys.executable, str(script), "--quick", "--requests", "16", "--json", str(out)],
+        [
+            sys.executable, str(script), "--quick", "--batching", "--requests", "16",
+            "--json", str(out),
+        ],
         cwd=DOCS.parents[1],
         capture_output=True,
         text=True,
@@ -155,6 +168,7 @@ def test_serving_load_script_writes_the_committed_figures(tmp_path):
     committed = json.loads(SERVING_LOAD_JSON.read_text(encoding="utf-8"))
     assert sorted(figures) == sorted(committed)
     assert figures["command"] == (
-        f"python benchmarks/serving_load.py --quick --requests 16 --json {out}"
+        f"python benchmarks/serving_load.py --quick --batching --requests 16 --json {out}"
     )
     assert (figures["threads"], figures["requests"], figures["mismatches"]) == (8, 16, 0)
+    assert figures["batched_errors"] == [] and figures["batched_non_float_mismatches"] == 0

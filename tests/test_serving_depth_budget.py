@@ -179,6 +179,13 @@ def served(tmp_path_factory):
         requests[f"bad_ids/{key}"] = predict_request(
             "serve_token_ids", {**{k: v[:2] for k, v in token_inputs.items()}, **inputs}
         )
+    # An empty batch: its one value is checked too; with good values it is
+    # answered (no rows).
+    for key, layers in (("bad/empty_batch_max_layers_zero", 0), ("empty_batch", 2)):
+        requests[key] = predict_request(
+            "serving_default",
+            {"text": np.array([], dtype=object), "max_layers": np.array([layers], np.int32)},
+        )
     # Answered after every malformed request: the process still serves.
     requests["zz/after_malformed"] = text_request(TEXTS)
     tf2_requests = {
@@ -325,6 +332,15 @@ def test_malformed_budget_is_a_clear_error(served, signature, key):
     expected = MALFORMED[key][1]
     for part in (expected,) if isinstance(expected, str) else expected:
         assert part in answer["error"]["message"]
+
+
+def test_empty_batch_budget_is_checked_and_answered(served):
+    answer = served["budget"]["grpc"]["bad/empty_batch_max_layers_zero"]
+    assert answer["error"]["code"] == "INVALID_ARGUMENT"
+    assert "`max_layers` must be in [1, 6]" in answer["error"]["message"]
+    outputs = _outputs(served["budget"], "empty_batch")
+    assert outputs["updates"].shape == (0, EXPORT_SEQUENCE_LENGTH)
+    assert outputs["sequence_output"].shape[0] == 0
 
 
 def test_process_serves_after_malformed_budgets(served):

@@ -122,6 +122,11 @@ def export_saved_model(
         verify: bool, whether to load the version with the TF1 session
             loader and run its warm-up requests before publishing it.
             Defaults to `True`.
+        depth_budget_inputs: bool, whether the signatures take the optional
+            `max_layers` / `halting_threshold` inputs (models with an
+            `AlbertActBackbone`). Defaults to `True`.
+        measure_batching: bool, whether to time the raw-text signature and
+            write `batching_parameters.txt`. Defaults to `True`.
 
     Returns:
         str, the path of the version folder written.

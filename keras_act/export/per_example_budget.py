@@ -25,13 +25,17 @@ from keras_act.export.request_checks import runtime_rank
 from keras_act.layers.depth_control import depth_budget
 
 
-def per_example_values(value, name, batch_size):
+def per_example_values(value, name, batch_size, check_values=None):
     """`value` as one value per example, `[batch_size]`, after shape checks.
 
     Args:
         value: a tensor of any rank (the signature input).
         name: str, the input's name (in the error).
         batch_size: int32 scalar tensor, the request's batch size.
+        check_values: `None`, or a callable that takes the values as sent
+            (flattened, after the shape check; so a value of an empty
+            batch is checked too) and returns them once checked
+            (`max_layers_in_range`, `threshold_in_range`).
 
     Returns:
         `value` broadcast to `[batch_size]`: a scalar or a `[1]` vector
@@ -69,41 +73,48 @@ def per_example_values(value, name, batch_size):
         ],
     )
     with tf.control_dependencies([check]):
-        return tf.broadcast_to(tf.reshape(value, [-1]), tf.reshape(batch_size, [1]))
+        values = tf.reshape(value, [-1])
+    if check_values is not None:
+        values = check_values(values)
+    return tf.broadcast_to(values, tf.reshape(batch_size, [1]))
 
 
-def check_budget_values(max_layers, halting_threshold, cap):
-    """Range checks of per-example budgets, naming the input.
-
-    Args:
-        max_layers: int32 `[batch]`.
-        halting_threshold: float32 `[batch]`.
-        cap: int, the largest `max_layers` (the model's loop length).
-
-    Returns:
-        `(max_layers, halting_threshold)`, through ops that run only once
-        both checks passed.
+def max_layers_in_range(max_layers, cap):
+    """`max_layers` once every value is in `[1, cap]`.
 
     Raises:
         `tf.errors.InvalidArgumentError` when the graph runs: ``[`max_layers`
-        must be in [1, 6] (the trained cap). Received: max_layers=] [0 2]``,
-        ``[`halting_threshold` must be in (0, 1]. Received:
-        halting_threshold=] [nan]`` (NaN is out of range).
+        must be in [1, 6] (the trained cap). Received: max_layers=] [2 0]``.
+
+    Example:
+
+    >>> max_layers_in_range(tf.constant([1, 6]), 6).numpy().tolist()
+    [1, 6]
     """
-    checks = [
-        tf.debugging.Assert(
-            tf.reduce_all(tf.logical_and(max_layers >= 1, max_layers <= cap)),
-            [f"`max_layers` must be in [1, {cap}] (the trained cap). Received: max_layers=",
-             max_layers],
-        ),
-        tf.debugging.Assert(
-            tf.reduce_all(tf.logical_and(halting_threshold > 0.0, halting_threshold <= 1.0)),
-            ["`halting_threshold` must be in (0, 1]. Received: halting_threshold=",
-             halting_threshold],
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(max_layers), tf.identity(halting_threshold)
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.logical_and(max_layers >= 1, max_layers <= cap)),
+        [f"`max_layers` must be in [1, {cap}] (the trained cap). Received: max_layers=",
+         max_layers],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(max_layers)
+
+
+def threshold_in_range(halting_threshold):
+    """`halting_threshold` once every value is in `(0, 1]` (NaN is not).
+
+    Raises:
+        `tf.errors.InvalidArgumentError` when the graph runs:
+        ``[`halting_threshold` must be in (0, 1]. Received:
+        halting_threshold=] [nan]``.
+    """
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.logical_and(halting_threshold > 0.0, halting_threshold <= 1.0)),
+        ["`halting_threshold` must be in (0, 1]. Received: halting_threshold=",
+         halting_threshold],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(halting_threshold)
 
 
 def distinct_budgets(max_layers, halting_threshold):
@@ -166,10 +177,14 @@ class PerExampleBudget:
 
     def __init__(self, max_layers, halting_threshold, batch_size, default_max_layers,
                  default_threshold):
-        max_layers = per_example_values(max_layers, "max_layers", batch_size)
-        halting_threshold = per_example_values(halting_threshold, "halting_threshold", batch_size)
-        max_layers, halting_threshold = check_budget_values(
-            max_layers, halting_threshold, default_max_layers
+        max_layers = per_example_values(
+            max_layers,
+            "max_layers",
+            batch_size,
+            lambda values: max_layers_in_range(values, default_max_layers),
+        )
+        halting_threshold = per_example_values(
+            halting_threshold, "halting_threshold", batch_size, threshold_in_range
         )
         layers, thresholds, self.pair_of_example = distinct_budgets(max_layers, halting_threshold)
         self.num_pairs = tf.size(layers)
@@ -252,7 +267,8 @@ def _budgeted_class(head_class):
 
 __all__ = [
     "PerExampleBudget",
-    "check_budget_values",
     "distinct_budgets",
+    "max_layers_in_range",
     "per_example_values",
+    "threshold_in_range",
 ]
