@@ -292,3 +292,41 @@ def test_user_defined_score_is_the_sentencepiece_library_s(spiece, piece):
     threshold = -5.0 + user_defined_score(piece)
     assert encode(threshold + 1e-3) == ["▁", piece + "zq"]
     assert encode(threshold - 1e-3) == ["▁", piece, "zq"]
+
+
+@pytest.mark.parametrize("kind", ["bpe", "byte_fallback"])
+def test_sentencepiece_model_the_in_graph_tokenizer_cannot_encode(tmp_path, kind):
+    """tensorflow-text encodes every model as a unigram one and gives `<unk>`
+    for what `sentencepiece` gives as byte pieces: such models are refused by
+    name (they were accepted and gave other ids than `sentencepiece`)."""
+    sentencepiece = pytest.importorskip("sentencepiece")
+    corpus = synthetic_corpus(tmp_path / "corpus.txt")
+    options = {"model_type": "bpe"} if kind == "bpe" else {"byte_fallback": True}
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / kind), vocab_size=400, pad_id=0,
+        unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        minloglevel=2, **options,
+    )  # fmt: skip
+    message = "is a SentencePiece BPE model" if kind == "bpe" else "with byte pieces"
+    with pytest.raises(ValueError, match=rf"{kind}.model.*{message}"):
+        AlbertActTokenizer(proto=str(tmp_path / f"{kind}.model"))
+
+
+def test_unused_pieces_are_never_given_as_in_hugging_face(spiece, tmp_path):
+    """A piece marked unused is skipped by `sentencepiece`; tensorflow-text
+    refused the model ("Invalid SentencePiece piece type")."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(spiece.read_bytes())
+    for piece in model.pieces:
+        if piece.piece in ("▁the", "▁cat"):
+            piece.type = piece.UNUSED
+    path = tmp_path / "unused.model"
+    path.write_bytes(model.SerializeToString())
+    tokenizer = AlbertActTokenizer(proto=str(path))
+    texts = ["the cat sat on the mat.", "The CAT", "cathedral"]
+    got = tokenizer(texts).to_list()
+    expected = reference_ids(hf_albert_tokenizer(path), texts)
+    assert got == expected, describe_mismatches(texts, got, expected)
+    assert tokenizer.token_to_id("▁the") not in sum(got, [])

@@ -95,9 +95,12 @@ def check_sentencepiece_proto(proto):
 
     Raises:
         FileNotFoundError: `proto` is a path that does not exist.
-        ValueError: the file is not a SentencePiece model, or it lacks one of
-            ALBERT's special tokens (`<pad>`, `<unk>`, `[CLS]`, `[SEP]`,
-            `[MASK]`). The message names the file.
+        ValueError: the file is not a SentencePiece model, is not a unigram
+            model (tensorflow-text encodes every model as a unigram one: a
+            BPE, word or character model would get other ids), has byte
+            pieces (`byte_fallback`: tensorflow-text gives `<unk>` instead),
+            or lacks one of ALBERT's special tokens (`<pad>`, `<unk>`,
+            `[CLS]`, `[SEP]`, `[MASK]`). The message names the file.
     """
     data, name = _read_proto(proto)
     if data is None:
@@ -112,6 +115,22 @@ def check_sentencepiece_proto(proto):
         ) from None
     if size == 0:
         raise ValueError(f"{name} is a SentencePiece model without pieces.")
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(data)
+    model_type = model.trainer_spec.model_type
+    if model_type != model.trainer_spec.UNIGRAM:
+        raise ValueError(
+            f"{name} is a SentencePiece "
+            f"{model.trainer_spec.ModelType.Name(model_type)} model; ALBERT's, and "
+            "the only kind the in-graph tokenizer encodes as `sentencepiece` does, "
+            "is a UNIGRAM model. Train one with `python -m training.vocab`."
+        )
+    if any(piece.type == piece.BYTE for piece in model.pieces):
+        raise ValueError(
+            f"{name} is a SentencePiece model with byte pieces (`byte_fallback`): "
+            "tensorflow-text's tokenizer gives `<unk>` where `sentencepiece` gives "
+            "the bytes. Train one without (`python -m training.vocab`)."
+        )
     pieces = {processor.id_to_piece(i) for i in range(size)}
     missing = [token for token in SPECIAL_TOKENS if token not in pieces]
     if missing:
@@ -139,7 +158,7 @@ def _unknown_character_class(proto):
     processor = spm.SentencePieceProcessor(model_proto=proto)
     known = set()
     for index in range(processor.get_piece_size()):
-        if processor.is_control(index) or processor.is_unknown(index):
+        if processor.is_control(index) or processor.is_unknown(index) or processor.is_unused(index):
             continue
         known.update(processor.id_to_piece(index))
     candidates = [
@@ -190,6 +209,8 @@ def user_defined_score(piece):
 
 _USER_DEFINED = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
 _NORMAL = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
+_UNUSED = sentencepiece_model_pb2.ModelProto.SentencePiece.UNUSED
+_CONTROL = sentencepiece_model_pb2.ModelProto.SentencePiece.CONTROL
 
 
 @functools.lru_cache(maxsize=8)
@@ -251,14 +272,16 @@ def library_scored_proto(proto):
     from, so that its float32 path scores, and so its choice between
     segmentations of equal score, are the `sentencepiece` library's (see
     `user_defined_score`); the stand-ins of `user_defined_stand_ins` are
-    appended as pieces. Other pieces and the normaliser are untouched.
+    appended as pieces. Unused pieces, which the library never gives and
+    tensorflow-text rejects, become control pieces (never given either).
+    Other pieces and the normaliser are untouched.
 
     Args:
         proto: a serialized SentencePiece model, `bytes`.
 
     Returns:
         The serialized model, `bytes` (`proto` itself when it has no
-        user-defined piece).
+        user-defined or unused piece).
     """
     model = sentencepiece_model_pb2.ModelProto()
     model.ParseFromString(proto)
@@ -266,6 +289,9 @@ def library_scored_proto(proto):
     for piece in model.pieces:
         if piece.type == _USER_DEFINED:
             piece.score = user_defined_score(piece.piece)
+            changed = True
+        elif piece.type == _UNUSED:
+            piece.type = _CONTROL
             changed = True
     for piece, _, stand_in in user_defined_stand_ins(proto):
         model.pieces.add(piece=stand_in, score=user_defined_score(piece), type=_USER_DEFINED)
