@@ -58,9 +58,10 @@ class AlbertActBackbone(LosslessInputCast, Backbone):
         ponder_weight: float, the weight tau of the ponder cost
             `updates + remainders` that training tasks add to their loss; the
             backbone itself does not use it. Defaults to `1e-3`.
-        skip_halted: `None`, `True` or `False`: whether inference runs the
-            shared block on running tokens only (see `keras_act.AlbertAct`).
-            Defaults to `None`: on, except in training and under XLA.
+        skip_halted: `None`, `True`, `False`, `"static"` or `"dynamic"`:
+            whether the shared block runs on running tokens only, and how
+            (see `keras_act.AlbertAct`). Defaults to `None`: automatic (the
+            data-dependent skip path outside XLA, in inference and training).
         fixed_depth: `None` (ACT, the default) or an int `n`: halting off,
             every real token gets exactly `n` updates, each replacing its
             state by the block output: plain ALBERT with one shared layer
