@@ -80,10 +80,20 @@ def test_static_path_applies_dropout_in_training_only():
 # a regression fails the test instead of killing pytest.
 
 XLA_LADDER = (0.25, 1.0)  # two rungs: 10 and 40 rows of the 40 tokens
+# name, skip_halted, traced with unknown shapes
+XLA_VARIANTS = (
+    ("dense", False, False),
+    ("static", "static", False),
+    ("static_unknown_shapes", "static", True),
+)
 
 
-def xla_training_step(layer, skip_halted):
-    """A jit-compiled step: outputs and gradients of a loss of every output."""
+def xla_training_step(layer, skip_halted, unknown_shapes=False):
+    """A jit-compiled step: outputs and gradients of a loss of every output.
+
+    With `unknown_shapes`, traced with `None` dimensions (as Keras' `fit`
+    traces): the sizes are known only when XLA compiles.
+    """
 
     def step(hidden, mask):
         with tf.GradientTape() as tape:
@@ -95,7 +105,13 @@ def xla_training_step(layer, skip_halted):
         grads = tape.gradient(loss, [hidden] + layer.trainable_variables)
         return outputs, grads
 
-    return tf.function(step, jit_compile=True)
+    signature = None
+    if unknown_shapes:
+        signature = [
+            tf.TensorSpec([None, None, CONFIG["hidden_dim"]], tf.float32),
+            tf.TensorSpec([None, None], tf.int32),
+        ]
+    return tf.function(step, jit_compile=True, input_signature=signature)
 
 
 def xla_training_child(out_dir):
@@ -107,14 +123,14 @@ def xla_training_child(out_dir):
     layer = make_layer(capacity_ladder=XLA_LADDER)
     hidden, mask = make_inputs()
     arrays = {}
-    for name, skip in (("dense", False), ("static", "static")):
-        step = xla_training_step(layer, skip)
+    for name, skip, unknown in XLA_VARIANTS:
+        step = xla_training_step(layer, skip, unknown)
         outputs, grads = step(hidden, tf.constant(mask))
         for key in ("sequence_output", "updates", "remainders", "halting_probability"):
             arrays[f"{name}/{key}"] = outputs[key].numpy()
         for i, grad in enumerate(grads):
             arrays[f"{name}/grad{i}"] = grad.numpy()
-        if skip == "static":
+        if name == "static":
             hlo = step.experimental_get_compiler_ir(hidden, tf.constant(mask))(stage="hlo")
             (out_dir / "static_step.hlo").write_text(hlo)
     names = ["hidden_states"] + [v.path for v in layer.trainable_variables]
@@ -133,8 +149,11 @@ def xla_training_results(tmp_path_factory):
     return results, names, (out_dir / "static_step.hlo").read_text()
 
 
-@pytest.mark.large  # the child compiles two training steps (~40 s of CPU)
-def test_xla_training_step_of_the_static_path_equals_the_dense_path(xla_training_results):
+@pytest.mark.large  # the child compiles three training steps (~60 s of CPU)
+@pytest.mark.parametrize("variant", ["static", "static_unknown_shapes"])
+def test_xla_training_step_of_the_static_path_equals_the_dense_path(
+    xla_training_results, variant
+):
     results, names, _ = xla_training_results
     _, mask = make_inputs()
     # The batch is padded and both rungs run: some iteration has more running
@@ -143,16 +162,16 @@ def test_xla_training_step_of_the_static_path_equals_the_dense_path(xla_training
     running = [int(((updates > i) & (mask == 1)).sum()) for i in range(int(updates.max()))]
     small = XLA_LADDER[0] * mask.size
     assert any(count > small for count in running) and any(0 < c <= small for c in running)
-    np.testing.assert_array_equal(results["static/updates"], updates)
+    np.testing.assert_array_equal(results[f"{variant}/updates"], updates)
     for key in ("sequence_output", "remainders", "halting_probability"):
         np.testing.assert_allclose(
-            results[f"static/{key}"], results[f"dense/{key}"], atol=1e-5, rtol=1e-5, err_msg=key
+            results[f"{variant}/{key}"], results[f"dense/{key}"], atol=1e-5, rtol=1e-5, err_msg=key
         )
     # Relative to the largest gradient: some are rounding noise around 0
     # (the key bias's: the softmax ignores a shift of every logit).
     scale = max(float(np.abs(results[f"dense/grad{i}"]).max()) for i in range(len(names)))
     for i, name in enumerate(names):
-        expected, got = results[f"dense/grad{i}"], results[f"static/grad{i}"]
+        expected, got = results[f"dense/grad{i}"], results[f"{variant}/grad{i}"]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
 
 

@@ -132,17 +132,21 @@ def static_skip_loop(
         )
         if step_seed is not None:
             inputs["seed"] = step_seed
-        if not isinstance(capacities[0], int):
-            inputs["capacities"] = tf.stack(capacities)
         input_names = sorted(inputs)
 
         def branch(index):
             def run(*values):
                 tensors = dict(zip(input_names, values, strict=True))
-                capacity = capacities[index]
-                if "capacities" in tensors:
-                    capacity = tensors["capacities"][index]
-                return _branch(capacity, seq_length, spec, num_tokens, tensors)()
+                capacity, seq, tokens = capacities[index], seq_length, num_tokens
+                if not isinstance(capacity, int):
+                    # Sizes known only when compiled (e.g. Keras' `fit`):
+                    # from a float input's shape. An integer tensor from
+                    # outside is no compile-time constant in the backward
+                    # pass under XLA (popped from the loop's accumulator).
+                    bias_shape = tf.shape(tensors["key_mask_bias"])
+                    seq, tokens = bias_shape[3], bias_shape[0] * bias_shape[3]
+                    capacity = ladder_capacities(layer.capacity_ladder, tokens)[index]
+                return _branch(capacity, seq, spec, tokens, tensors)()
 
             return run
 
