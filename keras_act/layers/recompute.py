@@ -89,27 +89,3 @@ def recomputed_switch_case(branches):
 
     return wrapped
 
-
-def recompute_gradient(fn):
-    """Wraps `fn` so that its gradient recomputes it from its inputs.
-
-    Args:
-        fn: a function of tensors (positional) returning a tuple of
-            tensors, with the restrictions of `recomputed_switch_case`.
-
-    Returns:
-        A function with `fn`'s arguments and results, whose gradient is
-        `fn`'s, computed by running `fn` again.
-
-    Example:
-
-    >>> square = recompute_gradient(lambda x: (x * x,))
-    >>> x = tf.constant(3.0)
-    >>> with tf.GradientTape() as tape:
-    ...     tape.watch(x)
-    ...     (y,) = square(x)
-    >>> float(tape.gradient(y, x))
-    6.0
-    """
-    switch = recomputed_switch_case([fn])
-    return lambda *inputs: switch(tf.zeros([], tf.int32), *inputs)
