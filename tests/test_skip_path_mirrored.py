@@ -1,4 +1,4 @@
-"""A MirroredStrategy training step through the data-dependent skip path.
+"""Mirrored and MultiWorkerMirrored training steps through the data-dependent skip path.
 
 `training.trainer.DistributedTrainer` (the loop of `python -m
 training.pretrain`) runs one plain-SGD step of `AlbertActPretrainer` over 2
@@ -6,11 +6,15 @@ logical CPUs, the backbone's `AlbertAct` on the data-dependent skip path
 (`skip_halted="dynamic"`, also what `None` takes there: the default path
 runs in tests/test_trainer.py's two-CPU test); the step equals the same
 step on one device, and the dense loop's. In a child process: logical
-devices must be set before TensorFlow starts its devices.
+devices must be set before TensorFlow starts its devices. The same step over
+`MultiWorkerMirroredStrategy` runs in two worker processes on 127.0.0.1
+(each reads every other example of the same stream, so the global batch is
+one device's) and equals the dense loop on one device.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +108,49 @@ def mirrored_child(out):
     Path(out).write_text(json.dumps(runs))
 
 
+def one_device_dense_child(out):
+    """The reference of the multi-worker test: the dense loop on one device."""
+    import tensorflow as tf
+
+    run = one_sgd_step(tf.distribute.OneDeviceStrategy("/cpu:0"), False)
+    Path(out).write_text(json.dumps(run))
+
+
+def worker_child(out):
+    """One worker of `MultiWorkerMirroredStrategy` (its cluster in `TF_CONFIG`)."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # before any other op
+    run = one_sgd_step(strategy, "dynamic")
+    run["replicas"] = strategy.num_replicas_in_sync
+    Path(out).write_text(json.dumps(run))
+
+
+def child_environment(**extra):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_step_equals(run, reference, name):
+    """Same start, updated weights within 1e-5, loss sums within 1e-5 (relative)."""
+    for a, b in zip(reference["before"], run["before"], strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name}: another start")
+    for a, b in zip(reference["after"], run["after"], strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0, err_msg=name)
+    for key in ("loss", "ponder_cost", "gradient_norm", "examples"):
+        np.testing.assert_allclose(
+            run["sums"][key], reference["sums"][key], rtol=1e-5, err_msg=f"{name} {key}"
+        )
+
+
 @pytest.mark.large  # ~40 s of CPU (3 traced training steps)
 def test_mirrored_step_through_the_skip_path_equals_one_device(tmp_path):
     out = tmp_path / "runs.json"
@@ -131,16 +178,51 @@ def test_mirrored_step_through_the_skip_path_equals_one_device(tmp_path):
     )
     assert moved > 1e-3  # the step is not negligible
     for name in ("one_dynamic", "two_dynamic"):
-        run = runs[name]
-        for a, b in zip(reference["before"], run["before"], strict=True):
-            np.testing.assert_array_equal(a, b)  # the same start
-        for a, b in zip(reference["after"], run["after"], strict=True):
-            np.testing.assert_allclose(b, a, atol=1e-5, rtol=0, err_msg=name)
-        for key in ("loss", "ponder_cost", "gradient_norm", "examples"):
-            np.testing.assert_allclose(
-                run["sums"][key], reference["sums"][key], rtol=1e-5, err_msg=f"{name} {key}"
-            )
+        assert_step_equals(runs[name], reference, name)
 
+
+@pytest.mark.large  # ~1 min: three processes, each one traced training step
+def test_multi_worker_step_through_the_skip_path_equals_one_device(tmp_path):
+    module = [sys.executable, "-m", "tests.test_skip_path_mirrored"]
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    processes = [
+        subprocess.Popen(
+            [*module, "one_device_dense", str(tmp_path / "one_dense.json")],
+            cwd=REPO_ROOT, env=child_environment(), stderr=subprocess.PIPE, text=True,
+        )
+    ]
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [*module, "worker", str(tmp_path / f"worker{index}.json")],
+                cwd=REPO_ROOT,
+                env=child_environment(TF_CONFIG=json.dumps(tf_config)),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for process in processes:
+        _, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, stderr[-5000:]
+    reference = json.loads((tmp_path / "one_dense.json").read_text())
+    assert reference["paths"] == ["dense"]
+    assert reference["sums"]["ponder_cost"] / reference["sums"]["examples"] > 1.5
+    for index in range(2):
+        run = json.loads((tmp_path / f"worker{index}.json").read_text())
+        assert run["replicas"] == 2
+        assert run["paths"] == ["dynamic"], index
+        assert_step_equals(run, reference, f"worker {index}")
+
+
+CHILDREN = {
+    "mirrored": mirrored_child,
+    "one_device_dense": one_device_dense_child,
+    "worker": worker_child,
+}
 
 if __name__ == "__main__":
-    mirrored_child(sys.argv[1])
+    if len(sys.argv) == 2:  # the Mirrored test's child
+        mirrored_child(sys.argv[1])
+    else:
+        CHILDREN[sys.argv[1]](sys.argv[2])
