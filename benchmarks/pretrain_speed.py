@@ -5,7 +5,7 @@
 Runs `python -m training.pretrain` once per path (`--skip-halted dense`, then
 `--skip-halted auto`), each in its own process, with the same preset
 (`albert_act_base`), corpus (WikiText-2 in `../shared/data/corpus`), seed,
-batch and vocabulary (trained by the first run, reused by the second), and
+batch and vocabulary (ALBERT v2's from `../shared`, or one the first run trains and the second reuses), and
 reads the log lines the training loop prints every `--log-every` steps:
 loss, mean depth (`updates`) and examples/s of each window. Reports
 examples/s over the run (the mean of the windows after the first, which
@@ -32,6 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "corpus" / "wikitext2_wiki.valid.tokens"
+# ALBERT v2's own vocabulary (the base preset's), where ../shared has it.
+DEFAULT_VOCAB = REPO.parent / "shared" / "data" / "albert_v2_spiece.model"
+DEFAULT_VOCAB_SIZE = 4000  # WikiText-2's validation text is too small for 8,000
 DEFAULT_JSON = REPO / "runs" / "pretrain_speed" / "results.json"
 COMMITTED_JSON = REPO / "benchmarks" / "pretrain_speed.json"
 PATHS = ("dense", "auto")  # --skip-halted of training.pretrain
@@ -120,7 +123,14 @@ def main(argv=None):
     parser.add_argument("--sequence-length", type=int, default=128, help="tokens per sequence (default: %(default)s)")
     parser.add_argument("--preset", default="albert_act_base", help="the architecture (default: %(default)s)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="plain-text corpus (default: %(default)s)")
-    parser.add_argument("--vocab-size", type=int, default=8000, help="vocabulary trained by the first run (default: %(default)s)")
+    vocabulary = parser.add_mutually_exclusive_group()
+    vocabulary.add_argument(
+        "--vocab",
+        type=Path,
+        help="SentencePiece model of both runs (default: ALBERT v2's, ../shared/data/albert_v2_spiece.model, "
+        f"where it is; otherwise the first run trains one of {DEFAULT_VOCAB_SIZE} pieces)",
+    )
+    vocabulary.add_argument("--vocab-size", type=int, help="train a vocabulary of this many pieces in the first run instead")
     parser.add_argument("--log-every", type=int, default=10, help="steps per logged window (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of both runs (default: %(default)s)")
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile both runs' training step")
@@ -128,11 +138,18 @@ def main(argv=None):
     output.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the figures (default: %(default)s)")
     output.add_argument("--regenerate", action="store_true", help=f"write the committed {COMMITTED_JSON.relative_to(REPO)}")
     args = parser.parse_args(argv)
+    if args.vocab is None and args.vocab_size is None:
+        if DEFAULT_VOCAB.is_file():
+            args.vocab = DEFAULT_VOCAB
+        else:
+            args.vocab_size = DEFAULT_VOCAB_SIZE
     for name in ("steps", "batch_size", "sequence_length", "vocab_size", "log_every"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file (WikiText is in ../shared/data/corpus)")
+    if args.vocab is not None and not args.vocab.is_file():
+        parser.error(f"--vocab {args.vocab}: no such file")
     json_path = Path(COMMITTED_JSON if args.regenerate else args.json)
 
     results = {
@@ -141,7 +158,7 @@ def main(argv=None):
                      if k not in ("json", "regenerate")},
     }
     with tempfile.TemporaryDirectory(prefix="pretrain_speed_") as work:
-        vocab = None
+        vocab = args.vocab
         for path in PATHS:
             model_dir = Path(work) / path
             command = pretrain_command(args, path, model_dir, vocab)
@@ -158,6 +175,11 @@ def main(argv=None):
             results[path] = run_figures(parse_log(result.stdout), wall, args.steps, args.batch_size)
             vocab = vocab or model_dir / "vocab" / "spiece.model"
     results["comparison"] = compare(results)
+    failed = [path for path in PATHS if "unavailable" in results[path]]
+    if args.regenerate and failed:
+        print(f"--regenerate: {', '.join(failed)} failed; the committed figures are left as they are",
+              file=sys.stderr)
+        return 1
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2))
     for path in PATHS:

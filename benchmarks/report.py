@@ -226,6 +226,7 @@ def pretraining_section(pretraining):
     settings = pretraining["settings"]
     out = [
         "",
+        "",
         f"### Pre-training end to end (`{pretraining['command'].strip()}`)",
         "",
         f"`python -m training.pretrain --preset {settings['preset']}`, batch "

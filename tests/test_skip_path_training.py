@@ -1,4 +1,4 @@
-"""Training through `AlbertAct`'s static skip path (outside XLA).
+"""Training through `AlbertAct`'s static skip path (outside XLA and under XLA).
 
 With `training=True` the static path applies dropout to the gathered rows and
 its backward pass recomputes each iteration (`keras_act/layers/recompute.py`);
@@ -80,6 +80,13 @@ def test_static_path_applies_dropout_in_training_only():
 # a regression fails the test instead of killing pytest.
 
 XLA_LADDER = (0.25, 1.0)  # two rungs: 10 and 40 rows of the 40 tokens
+# Half precision moves outputs and gradients (relative to the largest) by up
+# to these on the dense path itself, against float32 (as in
+# tests/test_dynamic_skip_training.py); the static path must stay within them.
+HALF_PRECISION_TOLERANCE = {
+    "mixed_bfloat16": dict(outputs=5e-2, gradients=5e-2),
+    "mixed_float16": dict(outputs=1e-2, gradients=5e-3),
+}
 # name, skip_halted, traced with unknown shapes
 XLA_VARIANTS = (
     ("dense", False, False),
@@ -99,9 +106,8 @@ def xla_training_step(layer, skip_halted, unknown_shapes=False):
         with tf.GradientTape() as tape:
             tape.watch(hidden)
             outputs = layer(hidden, padding_mask=mask, skip_halted=skip_halted, training=True)
-            loss = tf.reduce_sum(outputs["sequence_output"] ** 2) + tf.reduce_sum(
-                outputs["remainders"]
-            )
+            sequence_output = tf.cast(outputs["sequence_output"], "float32")  # mixed precision
+            loss = tf.reduce_sum(sequence_output**2) + tf.reduce_sum(outputs["remainders"])
         grads = tape.gradient(loss, [hidden] + layer.trainable_variables)
         return outputs, grads
 
@@ -133,6 +139,17 @@ def xla_training_child(out_dir):
         if name == "static":
             hlo = step.experimental_get_compiler_ir(hidden, tf.constant(mask))(stage="hlo")
             (out_dir / "static_step.hlo").write_text(hlo)
+    # Mixed precision: the same weights, the dense and static XLA steps.
+    for policy in HALF_PRECISION_TOLERANCE:
+        half = make_layer(capacity_ladder=XLA_LADDER, dtype=policy)
+        half.set_weights(layer.get_weights())
+        for name, skip in (("dense", False), ("static", "static")):
+            outputs, grads = xla_training_step(half, skip)(hidden, tf.constant(mask))
+            arrays[f"{policy}/{name}/dtype"] = np.array(outputs["sequence_output"].dtype.name)
+            for key in ("sequence_output", "updates"):
+                arrays[f"{policy}/{name}/{key}"] = tf.cast(outputs[key], "float32").numpy()
+            for i, grad in enumerate(grads):
+                arrays[f"{policy}/{name}/grad{i}"] = tf.cast(grad, "float32").numpy()
     names = ["hidden_states"] + [v.path for v in layer.trainable_variables]
     (out_dir / "names.json").write_text(json.dumps(names))
     np.savez(out_dir / "results.npz", **arrays)
@@ -149,7 +166,7 @@ def xla_training_results(tmp_path_factory):
     return results, names, (out_dir / "static_step.hlo").read_text()
 
 
-@pytest.mark.large  # the child compiles three training steps (~60 s of CPU)
+@pytest.mark.large  # the child compiles seven training steps (~2 min of CPU)
 @pytest.mark.parametrize("variant", ["static", "static_unknown_shapes"])
 def test_xla_training_step_of_the_static_path_equals_the_dense_path(
     xla_training_results, variant
@@ -173,6 +190,35 @@ def test_xla_training_step_of_the_static_path_equals_the_dense_path(
     for i, name in enumerate(names):
         expected, got = results[f"dense/grad{i}"], results[f"{variant}/grad{i}"]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+
+
+def largest_difference(got, expected, scale=1.0):
+    return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected, strict=True)) / scale
+
+
+@pytest.mark.large  # shares the child of the test above
+@pytest.mark.parametrize("policy", sorted(HALF_PRECISION_TOLERANCE))
+def test_xla_training_step_of_the_static_path_in_mixed_precision(xla_training_results, policy):
+    results, names, _ = xla_training_results
+    tolerance = HALF_PRECISION_TOLERANCE[policy]
+    compute_dtype = policy.removeprefix("mixed_")
+    grads = lambda prefix: [results[f"{prefix}/grad{i}"] for i in range(len(names))]  # noqa: E731
+    exact = grads("dense")
+    scale = max(float(np.abs(g).max()) for g in exact)
+    np.testing.assert_array_equal(
+        results[f"{policy}/static/updates"], results[f"{policy}/dense/updates"]
+    )
+    for path in ("dense", "static"):
+        prefix = f"{policy}/{path}"
+        assert str(results[f"{prefix}/dtype"]) == compute_dtype
+        outputs_error = largest_difference(
+            [results[f"{prefix}/sequence_output"]], [results["dense/sequence_output"]]
+        )
+        assert outputs_error < tolerance["outputs"], (path, outputs_error)
+        gradients_error = largest_difference(grads(prefix), exact, scale)
+        assert gradients_error < tolerance["gradients"], (path, gradients_error)
+    between = largest_difference(grads(f"{policy}/static"), grads(f"{policy}/dense"), scale)
+    assert between < tolerance["gradients"], between
 
 
 @pytest.mark.large  # shares the child of the test above
