@@ -14,6 +14,7 @@ import random
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -489,20 +490,32 @@ def backbone_outputs(backbone, tokenizer, texts, sequence_length=ANALYSIS_SEQUEN
 # === Running a command-line module as a user does ===
 
 
+def child_environment(**extra):
+    """The environment of a child process: TensorFlow backend, TF's info logs
+    off, no `TF_CONFIG` of ours (plus `extra`)."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (for the workers of a local cluster)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run_module(module, args, env_extra=None):
     """`python -m MODULE ARGS` from the repository root; its stdout.
 
-    TensorFlow backend, TF's info logs off and no `TF_CONFIG` (plus
-    `env_extra`); fails the test with the end of the output when the exit
-    status is not 0.
+    Runs in `child_environment(**env_extra)`; fails the test with the end of
+    the output when the exit status is not 0.
     """
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(env_extra or {})
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=child_environment(**(env_extra or {})),
         capture_output=True,
         text=True,
         timeout=600,

@@ -8,7 +8,6 @@ starts).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from tests.helpers import child_environment, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DRIVER = str(REPO_ROOT / "tests" / "pretrain_driver.py")
@@ -44,18 +45,11 @@ def demo_files(tmp_path_factory):
     return corpus, vocab
 
 
-def environment(**extra):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
 def run_driver(out, args, env=None, check=True):
     result = subprocess.run(
         [sys.executable, DRIVER, str(out), *args],
         cwd=REPO_ROOT,
-        env=env or environment(),
+        env=env or child_environment(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -110,12 +104,6 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path, demo_files):
     assert_weights_close(load_weights(tmp_path / "full.npz"), load_weights(tmp_path / "acc.npz"), atol=1e-5)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
     # No --corpus or --vocab: both workers write the demo corpus and train the
     # vocabulary in the model dir they share, at the same time.
@@ -128,7 +116,7 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
             subprocess.Popen(
                 [sys.executable, DRIVER, str(tmp_path / f"worker{index}.npz"), *args],
                 cwd=REPO_ROOT,
-                env=environment(TF_CONFIG=json.dumps(tf_config)),
+                env=child_environment(TF_CONFIG=json.dumps(tf_config)),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -169,7 +157,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, demo_files):
 
     model_dir = tmp_path / "killed"
     command = [sys.executable, DRIVER, str(tmp_path / "killed.npz"), *common, "--model-dir", str(model_dir)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     killed_at = None
     for line in process.stdout:

@@ -13,14 +13,14 @@ one device's) and equals the dense loop on one device.
 """
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import child_environment, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 60
@@ -126,19 +126,6 @@ def worker_child(out):
     Path(out).write_text(json.dumps(run))
 
 
-def child_environment(**extra):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def assert_step_equals(run, reference, name):
     """Same start, updated weights within 1e-5, loss sums within 1e-5 (relative)."""
     for a, b in zip(reference["before"], run["before"], strict=True):
@@ -154,11 +141,10 @@ def assert_step_equals(run, reference, name):
 @pytest.mark.large  # ~40 s of CPU (3 traced training steps)
 def test_mirrored_step_through_the_skip_path_equals_one_device(tmp_path):
     out = tmp_path / "runs.json"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, "-m", "tests.test_skip_path_mirrored", str(out)],
+        [sys.executable, "-m", "tests.test_skip_path_mirrored", "mirrored", str(out)],
         cwd=REPO_ROOT,
-        env=env,
+        env=child_environment(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -222,7 +208,4 @@ CHILDREN = {
 }
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2:  # the Mirrored test's child
-        mirrored_child(sys.argv[1])
-    else:
-        CHILDREN[sys.argv[1]](sys.argv[2])
+    CHILDREN[sys.argv[1]](sys.argv[2])
