@@ -21,6 +21,7 @@ writes the committed `benchmarks/pretrain_speed.json`, which
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -31,9 +32,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "corpus" / "wikitext2_wiki.valid.tokens"
-# ALBERT v2's own vocabulary (the base preset's), where ../shared has it.
-DEFAULT_VOCAB = REPO.parent / "shared" / "data" / "albert_v2_spiece.model"
+SHARED = Path(os.environ.get("KERAS_ACT_SHARED", REPO.parent / "shared"))  # as the other benchmarks
+DEFAULT_CORPUS = SHARED / "data" / "corpus" / "wikitext2_wiki.valid.tokens"
+# ALBERT v2's own vocabulary (the base preset's), where the shared folder has it.
+DEFAULT_VOCAB = SHARED / "data" / "albert_v2_spiece.model"
 DEFAULT_VOCAB_SIZE = 4000  # WikiText-2's validation text is too small for 8,000
 DEFAULT_JSON = REPO / "runs" / "pretrain_speed" / "results.json"
 COMMITTED_JSON = REPO / "benchmarks" / "pretrain_speed.json"
