@@ -171,7 +171,7 @@ def skip_halted_loop(
         tf.zeros_like(real_tokens),
         updated,
         updated_positions,
-        *block.empty_cache(num_tokens),
+        *block.empty_cache(shape[0], shape[1]),
         final_states(compute_dtype, [None, hidden_dim]),
         final_states(tf.int32, [None]),
     ) + trace
