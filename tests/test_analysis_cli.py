@@ -1,7 +1,6 @@
 """`python -m keras_act.analysis` end to end, in its own process."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from matplotlib.image import imread
 from keras_act.analysis import sentence_depths
 from tests.helpers import ANALYSIS_SEQUENCE_LENGTH as SEQUENCE_LENGTH
 from tests.helpers import ANALYSIS_TEXTS as TEXTS
-from tests.helpers import analysis_setup
+from tests.helpers import analysis_setup, child_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_SIZES = {  # (height, width) at the default sizes and 100 dpi
@@ -23,11 +22,10 @@ PNG_SIZES = {  # (height, width) at the default sizes and 100 dpi
 
 
 def run_cli(*args, check=True):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, "-m", "keras_act.analysis", *map(str, args)],
         cwd=REPO_ROOT,
-        env=env,
+        env=child_environment(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DIR, bash_blocks, block_commands, require_shared
+from tests.helpers import (
+    SHARED_DIR,
+    bash_blocks,
+    block_commands,
+    child_environment,
+    require_shared,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The pages, in the order a new user meets them.
@@ -174,7 +180,7 @@ def test_documented_commands_run_in_sequence(tmp_path):
     shared = SHARED_DIR
     work = tmp_path / "work"
     _prepare_work_dir(work, shared)
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env = child_environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     # `python` is this interpreter, as in the user's activated virtualenv.
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])

@@ -2,7 +2,6 @@
 gradient accumulation (and, in a child process, over 2 logical CPUs)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import tensorflow as tf
 import keras_act
 from keras_act.data.pretraining_dataset import pretraining_dataset
 from keras_act.data.sentence_order import create_sop_instances
+from tests.helpers import child_environment
 from training.optimizers import WarmupDecay, create_optimizer
 from training.trainer import CheckpointKeeper, DistributedTrainer, distribute_dataset, summarize
 from training.training_loop import TrainingLoop
@@ -204,10 +204,9 @@ def test_accumulated_sgd_step_over_two_logical_cpus_equals_one_device(tmp_path):
     the same step as one device on the full batch (in a child process:
     logical devices must be set before TensorFlow starts)."""
     out = tmp_path / "runs.json"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, "-m", "tests.test_trainer", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT, env=child_environment(), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     runs = json.loads(out.read_text())
